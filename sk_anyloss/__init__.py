@@ -1,0 +1,10 @@
+"""sk_anyloss: scikit-learn classifiers trained on the metric you report."""
+
+from ._backend import configure_threading_layer as _configure_threading_layer
+from ._linear import AnyLossClassifier
+from ._metrics import METRIC_NAMES
+
+_configure_threading_layer()
+
+__all__ = ["AnyLossClassifier", "METRIC_NAMES"]
+__version__ = "0.1.0.dev0"

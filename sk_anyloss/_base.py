@@ -1,0 +1,105 @@
+"""What the AnyLoss estimators share: parameter constraints, target and
+sample-weight handling, and turning raw scores into predictions.
+
+Label encoding: ``classes_`` is sorted (``np.unique``); for a binary target the
+positive class is ``classes_[1]``.  A multiclass target is split one-vs-rest:
+problem ``k`` has ``y == classes_[k]`` as its positive class.
+"""
+
+from numbers import Real
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
+
+from ._metrics import METRIC_NAMES
+
+METRIC_PARAMETER_CONSTRAINTS = {
+    "metric": [StrOptions(set(METRIC_NAMES))],
+    "beta": [Interval(Real, 0, None, closed="neither")],
+    "amplifier": [Interval(Real, 0, None, closed="neither")],
+}
+
+
+def encode_target(y):
+    """Return ``classes_`` and ``y`` as indices into it.
+
+    Raises a ``ValueError`` for targets that are not classification targets or
+    have fewer than two classes.
+    """
+    check_classification_targets(y)
+    classes, y_index = np.unique(y, return_inverse=True)
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "AnyLoss needs samples of at least two classes in the data; got only "
+            f"one class: {classes[0]!r}."
+        )
+    return classes, y_index
+
+
+def normalized_sample_weight(sample_weight, X):
+    """Validated sample weights scaled to sum to one, or ``None`` if unweighted.
+
+    Metrics are scale-invariant; the normalisation keeps the soft confusion
+    matrix in [0, 1] whatever the weights' scale, so the kernels' epsilon guards
+    stay inactive on real data.
+    """
+    if sample_weight is None:
+        return None
+    sw = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    total = sw.sum()
+    if not total > 0:
+        raise ValueError("sample_weight must not be all zero.")
+    return sw / total
+
+
+def binary_problems(y_index, n_classes):
+    """The 0/1 targets to fit: one for a binary target, one per class otherwise."""
+    if n_classes == 2:
+        return [(y_index == 1).astype(np.uint8)]
+    return [(y_index == k).astype(np.uint8) for k in range(n_classes)]
+
+
+def class_weight_totals(y01, sw, label):
+    """Total weight of the positive (``label``) and the negative side of a problem."""
+    mask = y01.astype(bool)
+    if sw is None:
+        n_pos = np.count_nonzero(mask)
+        pos, neg = n_pos / mask.shape[0], (mask.shape[0] - n_pos) / mask.shape[0]
+    else:
+        pos, neg = float(np.sum(sw[mask])), float(np.sum(sw[~mask]))
+    if not pos > 0:
+        raise ValueError(
+            f"Class {label!r} has zero total sample_weight; every class needs a "
+            "positive total weight."
+        )
+    if not neg > 0:
+        raise ValueError(
+            f"All the sample_weight is on class {label!r}; at least two classes "
+            "need a positive total weight."
+        )
+    return pos, neg
+
+
+def proba_from_scores(scores):
+    """``predict_log_proba`` from raw scores ``z`` (n,) or (n, n_classes).
+
+    Binary: ``[log sigmoid(-z), log sigmoid(z)]``.  One-vs-rest: the per-class
+    probabilities ``sigmoid(z_k)`` normalised to sum to one, in the log domain so
+    that saturated scores give no NaN.
+    """
+    if scores.ndim == 1:
+        return np.column_stack([log_expit(-scores), log_expit(scores)])
+    log_p = log_expit(scores)
+    return log_p - logsumexp(log_p, axis=1, keepdims=True)
+
+
+def labels_from_scores(scores, classes):
+    """Predicted labels: ``sigmoid(z) >= 1/2`` (binary) or the top score."""
+    if scores.ndim == 1:
+        return classes[(expit(scores) >= 0.5).astype(np.intp)]
+    return classes[np.argmax(scores, axis=1)]

@@ -1,0 +1,240 @@
+"""Numba CPU kernels for the linear AnyLoss model.
+
+Shapes and conventions: ``X`` is C-contiguous ``(n_samples, n_features)``,
+float32 or float64, and is never copied or upcast; per-row arithmetic and all
+accumulators are float64.  ``y`` holds 0/1 as uint8.  ``sw`` holds sample
+weights normalised to sum to one, or is empty, meaning ``1 / n_samples`` each.
+The parameters are one float64 vector ``theta = [w_0 .. w_{d-1}, b]``.
+
+The model is ``p = sigmoid(z)``, ``z = X w + b``; the amplified score is
+``a = sigmoid(L (p - 1/2))``.  With ``h_i = s_i L a_i (1 - a_i) p_i (1 - p_i)``
+the gradient of ``1 - M`` is ``-(g1 S1 + g0 S0)``, where ``S1``, ``S0`` are the
+class-wise sums of ``h_i x_i`` and ``g1 = dM/dTP - dM/dFN``,
+``g0 = dM/dFP - dM/dTN`` depend only on the soft confusion matrix.  So one pass
+over ``X`` yields everything an epoch needs (see ``_epoch_impl``).
+
+Determinism: rows are cut into chunks of ``CHUNK_ROWS`` (a constant, not a
+function of the thread count); each chunk's partial sums go to their own row of
+``part`` and the rows are added in order.  The parallel and the serial build
+of each kernel are compiled from the same source, so they give bit-identical
+results, and so does any number of threads.
+"""
+
+import math
+import types
+
+import numpy as np
+from numba import njit, prange
+
+from ._metrics import build_metric_function
+
+CHUNK_ROWS = 1024
+
+# Solver codes understood by the training loop.
+SOLVER_CODES = {"adam": 0, "gd": 1}
+
+_metric_and_partials = build_metric_function(njit)
+
+
+@njit(inline="always")
+def _dot(x, w, d):
+    # Four independent partial sums in a fixed order: instruction-level
+    # parallelism without fastmath, identical on every machine.
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        s0 += x[j] * w[j]
+        s1 += x[j + 1] * w[j + 1]
+        s2 += x[j + 2] * w[j + 2]
+        s3 += x[j + 3] * w[j + 3]
+        j += 4
+    while j < d:
+        s0 += x[j] * w[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always")
+def amplified(z, amplifier):
+    """Return ``(a, h)`` with ``a = A(sigmoid(z))`` and ``h = dA/dz``.
+
+    Written so that nothing cancels: with ``q = exp(-|z|)``,
+    ``p (1 - p) = q / (1 + q)^2`` and ``|p - 1/2| = (1 - q) / (2 (1 + q))``; with
+    ``e = exp(-|u|)``, ``a (1 - a) = e / (1 + e)^2``.  Any amplifier works in
+    float32 and float64, and ``a >= 1/2`` exactly when ``z >= 0``.
+    """
+    q = math.exp(-abs(z))
+    r = 1.0 / (1.0 + q)
+    u = 0.5 * amplifier * (1.0 - q) * r
+    e = math.exp(-u)
+    ra = 1.0 / (1.0 + e)
+    a = ra if z >= 0.0 else e * ra
+    return a, amplifier * (e * ra * ra) * (q * r * r)
+
+
+@njit(inline="always")
+def _epoch_impl(X, y, sw, theta, amplifier, part):
+    """One pass over ``X``: per-chunk sums into ``part`` (n_chunks, 2 d + 4).
+
+    Row ``c`` of ``part`` receives, over the rows of chunk ``c``:
+    ``[sum_{y=1} h x (d), sum_{y=0} h x (d), sum_{y=1} h, sum_{y=0} h,
+    TP = sum_{y=1} s a, FP = sum_{y=0} s a]``.
+    """
+    n, d = X.shape
+    n_chunks = part.shape[0]
+    weighted = sw.shape[0] > 0
+    unit = 1.0 / n
+    b = theta[d]
+    for c in prange(n_chunks):
+        acc = part[c]
+        acc[:] = 0.0
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        for i in range(start, stop):
+            xi = X[i]
+            z = b + _dot(xi, theta, d)
+            a, dadz = amplified(z, amplifier)
+            s = sw[i] if weighted else unit
+            h = s * dadz
+            if y[i]:
+                off = 0
+                acc[2 * d] += h
+                acc[2 * d + 2] += s * a
+            else:
+                off = d
+                acc[2 * d + 1] += h
+                acc[2 * d + 3] += s * a
+            for j in range(d):
+                acc[off + j] += h * xi[j]
+
+
+@njit(inline="always")
+def _reduce_chunks(part, total):
+    total[:] = 0.0
+    for c in range(part.shape[0]):
+        for k in range(part.shape[1]):
+            total[k] += part[c, k]
+
+
+@njit(inline="always")
+def _loss_and_gradient(total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad):
+    """Loss ``1 - M + alpha/2 |w|^2`` and its gradient from the epoch's sums.
+
+    ``pos`` and ``neg`` are the total weights of the two classes.
+    """
+    tp = total[2 * d + 2]
+    fp = total[2 * d + 3]
+    fn = max(pos - tp, 0.0)
+    tn = max(neg - fp, 0.0)
+    value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(code, tn, fp, fn, tp, beta)
+    g1 = d_tp - d_fn
+    g0 = d_fp - d_tn
+    penalty = 0.0
+    for j in range(d):
+        grad[j] = -(g1 * total[j] + g0 * total[d + j]) + alpha * theta[j]
+        penalty += theta[j] * theta[j]
+    if fit_intercept:
+        grad[d] = -(g1 * total[2 * d] + g0 * total[2 * d + 1])
+    else:
+        grad[d] = 0.0
+    return 1.0 - value + 0.5 * alpha * penalty
+
+
+def _loss_grad_source(X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept):
+    """Loss and gradient at ``theta`` (one epoch, no update)."""
+    n, d = X.shape
+    part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
+    total = np.empty(2 * d + 4)
+    grad = np.empty(d + 1)
+    _epoch_impl(X, y, sw, theta, amplifier, part)
+    _reduce_chunks(part, total)
+    loss = _loss_and_gradient(
+        total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
+    )
+    return loss, grad, total
+
+
+def _fit_source(
+    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept,
+    solver, learning_rate, beta_1, beta_2, epsilon,
+    max_iter, use_tol, tol, n_iter_no_change, loss_curve,
+):
+    """Full-batch training loop, updating ``theta`` in place.
+
+    Returns the number of iterations run, or ``-k`` if the loss or gradient
+    became non-finite at iteration ``k`` (``theta`` then holds the last finite
+    parameters).
+    """
+    n, d = X.shape
+    part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
+    total = np.empty(2 * d + 4)
+    grad = np.empty(d + 1)
+    m = np.zeros(d + 1)
+    v = np.zeros(d + 1)
+    best = np.inf
+    no_improvement = 0
+    n_iter = 0
+    for it in range(max_iter):
+        _epoch_impl(X, y, sw, theta, amplifier, part)
+        _reduce_chunks(part, total)
+        loss = _loss_and_gradient(
+            total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
+        )
+        finite = math.isfinite(loss)
+        for j in range(d + 1):
+            finite = finite and math.isfinite(grad[j])
+        if not finite:
+            return -(it + 1)
+        loss_curve[it] = loss
+        n_iter = it + 1
+        if solver == 0:
+            t = it + 1
+            step = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
+            for j in range(d + 1):
+                m[j] = beta_1 * m[j] + (1.0 - beta_1) * grad[j]
+                v[j] = beta_2 * v[j] + (1.0 - beta_2) * grad[j] * grad[j]
+                theta[j] -= step * m[j] / (math.sqrt(v[j]) + epsilon)
+        else:
+            for j in range(d + 1):
+                theta[j] -= learning_rate * grad[j]
+        if use_tol:
+            if loss > best - tol:
+                no_improvement += 1
+            else:
+                no_improvement = 0
+            if loss < best:
+                best = loss
+            if no_improvement >= n_iter_no_change:
+                break
+    return n_iter
+
+
+def _jit_variant(source, parallel):
+    """Compile ``source`` once per variant under its own name.
+
+    Numba's on-disk cache is keyed by the function's qualified name, so each
+    variant gets a distinct one.
+    """
+    suffix = "_parallel" if parallel else "_serial"
+    fn = types.FunctionType(
+        source.__code__, source.__globals__, source.__name__ + suffix,
+        source.__defaults__, source.__closure__,
+    )
+    fn.__qualname__ = source.__qualname__ + suffix
+    fn.__doc__ = source.__doc__
+    return njit(parallel=parallel, nogil=True, cache=True)(fn)
+
+
+class _Variants:
+    """The serial and the parallel build of one kernel."""
+
+    def __init__(self, source):
+        self.serial = _jit_variant(source, parallel=False)
+        self.parallel = _jit_variant(source, parallel=True)
+
+
+fit_linear = _Variants(_fit_source)
+loss_grad_linear = _Variants(_loss_grad_source)

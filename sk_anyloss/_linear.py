@@ -1,0 +1,332 @@
+"""AnyLossClassifier: a linear model trained on a confusion-matrix metric."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _backend
+from ._base import (
+    METRIC_PARAMETER_CONSTRAINTS,
+    binary_problems,
+    class_weight_totals,
+    encode_target,
+    labels_from_scores,
+    normalized_sample_weight,
+    proba_from_scores,
+)
+from ._kernels_cpu import SOLVER_CODES, fit_linear
+from ._metrics import metric_code
+
+
+class AnyLossClassifier(ClassifierMixin, BaseEstimator):
+    """Linear classifier trained to maximise a confusion-matrix metric.
+
+    The model is ``p = sigmoid(X @ w + b)``. Training minimises
+    ``1 - M(TN, FP, FN, TP)`` where the confusion matrix is made differentiable
+    with the AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``
+    (Han, Moniz and Chawla, 2024), plus an L2 penalty ``alpha / 2 * ||w||^2``.
+    All epochs run full-batch in compiled code; each epoch reads ``X`` once.
+
+    A sample is predicted positive when ``predict_proba(X)[:, 1] >= 0.5``,
+    the decision rule the metric was optimised for.
+
+    Parameters
+    ----------
+    metric : {"accuracy", "balanced_accuracy", "f1", "fbeta", "gmean", "mcc", \
+            "jaccard", "cohen_kappa", "fowlkes_mallows"}, default="f1"
+        The metric to maximise. The positive class is ``classes_[1]``, the
+        larger label in sorted order (as for scikit-learn's linear models): to
+        make, say, ``"yes"`` the positive class of ``{"no", "yes"}`` nothing is
+        needed; otherwise pass ``y == positive_label``.
+
+    beta : float, default=1.0
+        Weight of recall against precision; used by ``metric="fbeta"`` only.
+
+    amplifier : float, default=73.0
+        The amplifying scale ``L`` of the approximation function. Larger values
+        make the soft confusion matrix closer to the hard one and the loss
+        surface steeper. Must be positive.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the coefficients (not the intercept).
+
+    fit_intercept : bool, default=True
+        Whether to fit an intercept ``b``.
+
+    solver : {"adam", "gd"}, default="adam"
+        ``"adam"``: full-batch Adam. ``"gd"``: plain full-batch gradient
+        descent with a fixed step, the AnyLoss paper's optimiser.
+
+    learning_rate_init : float, default=0.01
+        Step size of the solver.
+
+    max_iter : int, default=1000
+        Maximum number of iterations (full passes over the data).
+
+    tol : float or None, default=1e-4
+        Training stops when the loss has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive iterations. With ``None``, exactly
+        ``max_iter`` iterations run.
+
+    n_iter_no_change : int, default=10
+        Number of iterations without improvement before stopping.
+
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's moment decay rates and its numerical-stability term.
+
+    random_state : int, RandomState instance or None, default=None
+        Accepted for compatibility with scikit-learn's API. The solver starts
+        from zero weights and is deterministic, so it has no effect.
+
+    verbose : int, default=0
+        If positive, print the loss of every iteration once training ends.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Coefficients; one row for a binary problem, one per class (one-vs-rest)
+        otherwise. Same dtype as the training data.
+
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts.
+
+    n_iter_ : int
+        Number of iterations run (the largest over the one-vs-rest problems).
+
+    loss_curve_ : list of float, or list of list of float
+        Training loss at each iteration, before the update; one list per class
+        for a multiclass target.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : Linear model trained on log-loss.
+    sklearn.model_selection.TunedThresholdClassifierCV : Tunes the decision
+        threshold of a probabilistic classifier for a metric.
+
+    References
+    ----------
+    .. [1] D. Han, N. Moniz and N. V. Chawla, "AnyLoss: Transforming
+       Classification Metrics into Loss Functions", KDD 2024.
+       https://arxiv.org/abs/2405.14745
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sk_anyloss import AnyLossClassifier
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), AnyLossClassifier(metric="f1"))
+    >>> clf.fit(X, y).score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints = {
+        **METRIC_PARAMETER_CONSTRAINTS,
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
+        "solver": [StrOptions(set(SOLVER_CODES))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        metric="f1",
+        *,
+        beta=1.0,
+        amplifier=73.0,
+        alpha=0.0,
+        fit_intercept=True,
+        solver="adam",
+        learning_rate_init=0.01,
+        max_iter=1000,
+        tol=1e-4,
+        n_iter_no_change=10,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        random_state=None,
+        verbose=0,
+    ):
+        self.metric = metric
+        self.beta = beta
+        self.amplifier = amplifier
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to maximise ``metric`` on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 data is trained in float32 storage (never
+            upcast); other numeric data is converted to float64.
+
+        y : array-like of shape (n_samples,)
+            Target labels, at least two classes.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; each sample counts ``sample_weight[i]`` times
+            in the confusion matrix.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C"
+        )
+        self.classes_, y_index = encode_target(y)
+        sw = normalized_sample_weight(sample_weight, X)
+        problems = binary_problems(y_index, self.classes_.shape[0])
+        labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
+
+        n, d = X.shape
+        thetas, curves = [], []
+        for y01, label in zip(problems, labels):
+            pos, neg = class_weight_totals(y01, sw, label)
+            theta, curve = self._fit_binary(X, y01, sw, pos, neg)
+            thetas.append(theta)
+            curves.append(curve)
+
+        thetas = np.asarray(thetas)
+        self.coef_ = thetas[:, :d].astype(X.dtype)
+        self.intercept_ = thetas[:, d].astype(X.dtype)
+        self.n_iter_ = max(len(c) for c in curves)
+        self.loss_curve_ = curves[0] if len(curves) == 1 else curves
+        if self.verbose:
+            for k, curve in enumerate(curves):
+                prefix = "" if len(curves) == 1 else f"Class {labels[k]!r}: "
+                for it, loss in enumerate(curve, 1):
+                    print(f"{prefix}Iteration {it}, loss = {loss:.8f}")
+        if self.tol is not None and self.n_iter_ == self.max_iter:
+            warnings.warn(
+                f"AnyLossClassifier: maximum iterations ({self.max_iter}) reached "
+                "and the loss has not converged yet. Increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _fit_binary(self, X, y01, sw, pos, neg):
+        n, d = X.shape
+        theta = np.zeros(d + 1)
+        loss_curve = np.empty(self.max_iter)
+        with _backend.cpu_kernel(fit_linear, n * d) as kernel:
+            n_iter = kernel(
+                X, y01, np.empty(0) if sw is None else sw, theta, pos, neg,
+                metric_code(self.metric), float(self.beta), float(self.amplifier),
+                float(self.alpha), bool(self.fit_intercept),
+                SOLVER_CODES[self.solver], float(self.learning_rate_init),
+                float(self.beta_1), float(self.beta_2), float(self.epsilon),
+                int(self.max_iter), self.tol is not None,
+                0.0 if self.tol is None else float(self.tol),
+                int(self.n_iter_no_change), loss_curve,
+            )
+        if n_iter < 0:
+            raise ValueError(
+                f"Training diverged: the loss or its gradient became non-finite at "
+                f"iteration {-n_iter}. Standardise the features (e.g. with "
+                "StandardScaler) or lower learning_rate_init."
+            )
+        return theta, loss_curve[:n_iter].tolist()
+
+    def decision_function(self, X):
+        """Raw scores ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For a binary problem, the score of ``classes_[1]``; positive scores
+            mean ``predict_proba >= 0.5``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        scores = X @ self.coef_.T + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict(self, X):
+        """Predict class labels: the positive class where ``p >= 0.5``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels; for a multiclass target, the class with the
+            highest one-vs-rest score.
+        """
+        return labels_from_scores(self.decision_function(X), self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            ``[1 - p, p]`` with ``p = sigmoid(decision_function(X))`` for a
+            binary problem; the normalised one-vs-rest probabilities otherwise.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed without underflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities of the classes, in the order of ``classes_``.
+        """
+        return proba_from_scores(self.decision_function(X))
