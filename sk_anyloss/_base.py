@@ -51,10 +51,7 @@ def normalized_sample_weight(sample_weight, X):
     sw = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-    total = sw.sum()
-    if not total > 0:
-        raise ValueError("sample_weight must not be all zero.")
-    return sw / total
+    return sw / sw.sum()  # not zero: _check_sample_weight rejects all-zero weights
 
 
 def binary_problems(y_index, n_classes):

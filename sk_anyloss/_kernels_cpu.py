@@ -64,7 +64,8 @@ def amplified(z, amplifier):
     Written so that nothing cancels: with ``q = exp(-|z|)``,
     ``p (1 - p) = q / (1 + q)^2`` and ``|p - 1/2| = (1 - q) / (2 (1 + q))``; with
     ``e = exp(-|u|)``, ``a (1 - a) = e / (1 + e)^2``.  Any amplifier works in
-    float32 and float64, and ``a >= 1/2`` exactly when ``z >= 0``.
+    float32 and float64, and ``a >= 1/2`` exactly where ``sigmoid(z) >= 1/2`` in
+    floating point (the rule ``predict`` applies).
     """
     q = math.exp(-abs(z))
     r = 1.0 / (1.0 + q)
@@ -164,9 +165,8 @@ def _fit_source(
 ):
     """Full-batch training loop, updating ``theta`` in place.
 
-    Returns the number of iterations run, or ``-k`` if the loss or gradient
-    became non-finite at iteration ``k`` (``theta`` then holds the last finite
-    parameters).
+    Returns the number of iterations run, or ``-k`` if the loss, the gradient
+    or the parameters became non-finite at iteration ``k``.
     """
     n, d = X.shape
     part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
@@ -200,6 +200,10 @@ def _fit_source(
         else:
             for j in range(d + 1):
                 theta[j] -= learning_rate * grad[j]
+        for j in range(d + 1):
+            finite = finite and math.isfinite(theta[j])
+        if not finite:
+            return -(it + 1)
         if use_tol:
             if loss > best - tol:
                 no_improvement += 1

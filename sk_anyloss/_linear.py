@@ -259,7 +259,8 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
             )
         if n_iter < 0:
             raise ValueError(
-                f"Training diverged: the loss or its gradient became non-finite at "
+                f"Training diverged: the loss, its gradient or the weights became "
+                f"non-finite at "
                 f"iteration {-n_iter}. Standardise the features (e.g. with "
                 "StandardScaler) or lower learning_rate_init."
             )

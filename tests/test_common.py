@@ -1,0 +1,10 @@
+"""scikit-learn's estimator checks: every one must pass."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_anyloss import AnyLossClassifier
+
+
+@parametrize_with_checks([AnyLossClassifier()])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

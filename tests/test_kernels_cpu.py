@@ -1,0 +1,158 @@
+import numba
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from sk_anyloss._kernels_cpu import (
+    CHUNK_ROWS,
+    SOLVER_CODES,
+    amplified,
+    fit_linear,
+    loss_grad_linear,
+)
+from sk_anyloss._metrics import METRIC_NAMES, metric_code
+from sk_anyloss._reference import amplified_naive, fit_reference, loss_and_gradient
+
+VARIANTS = ["serial", "parallel"]
+
+
+def _problem(n=3 * CHUNK_ROWS + 17, d=7, dtype=np.float64, weighted=False, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = (rng.random(n) < 0.2).astype(np.uint8)
+    sw = rng.uniform(0.0, 2.0, n) if weighted else None
+    if sw is not None:
+        sw /= sw.sum()
+    theta = 0.3 * rng.standard_normal(d + 1)
+    return X, y, sw, theta
+
+
+def _totals(y, sw):
+    s = np.full(y.shape[0], 1.0 / y.shape[0]) if sw is None else sw
+    return s[y == 1].sum(), s[y == 0].sum()
+
+
+def _kernel_loss_grad(variant, X, y, sw, theta, metric, beta=1.0, amp=73.0,
+                      alpha=0.0, fit_intercept=True):
+    pos, neg = _totals(y, sw)
+    f = getattr(loss_grad_linear, variant)
+    loss, grad, _ = f(
+        X, y, np.empty(0) if sw is None else sw, theta, pos, neg, metric_code(metric),
+        beta, amp, alpha, fit_intercept,
+    )
+    return loss, grad
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_epoch_matches_numpy_reference(variant, metric, dtype, weighted):
+    X, y, sw, theta = _problem(dtype=dtype, weighted=weighted)
+    args = dict(metric=metric, beta=0.7, amplifier=20.0, alpha=0.1)
+    loss, grad = _kernel_loss_grad(variant, X, y, sw, theta, metric, 0.7, 20.0, 0.1)
+    ref_loss, ref_grad = loss_and_gradient(X, y, sw, theta, **args)
+    assert loss == pytest.approx(ref_loss, rel=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_gradient_matches_finite_differences(metric, fit_intercept):
+    X, y, sw, theta = _problem(n=500, d=5, weighted=True, seed=1)
+    theta *= 0.2  # keep the steep amplified sigmoid well resolved
+    if not fit_intercept:
+        theta[-1] = 0.0
+    amp = 10.0
+    _, grad = _kernel_loss_grad("serial", X, y, sw, theta, metric, 1.5, amp, 0.05,
+                                fit_intercept)
+    for k in range(theta.shape[0] - (0 if fit_intercept else 1)):
+        step = 1e-6
+        up, down = theta.copy(), theta.copy()
+        up[k] += step
+        down[k] -= step
+        fd = (
+            _kernel_loss_grad("serial", X, y, sw, up, metric, 1.5, amp, 0.05,
+                              fit_intercept)[0]
+            - _kernel_loss_grad("serial", X, y, sw, down, metric, 1.5, amp, 0.05,
+                                fit_intercept)[0]
+        ) / (2 * step)
+        assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
+    if not fit_intercept:
+        assert grad[-1] == 0.0
+
+
+@numba.njit
+def _amplified_many(z, amp):
+    a = np.empty_like(z)
+    h = np.empty_like(z)
+    for i in range(z.shape[0]):
+        a[i], h[i] = amplified(z[i], amp)
+    return a, h
+
+
+@pytest.mark.parametrize("amp", [1.0, 73.0, 500.0, 5000.0])
+def test_amplified_is_stable_and_exact(amp):
+    z = np.concatenate([np.linspace(-40, 40, 2001), [0.0, 1e-300, -1e-300]])
+    a, h = _amplified_many(z, amp)
+    assert np.all(np.isfinite(a)) and np.all(np.isfinite(h))
+    assert np.all((a >= 0.5) == (expit(z) >= 0.5))
+    assert np.all(h >= 0)
+    if amp <= 73.0:  # where the naive formula is still accurate
+        a_ref, h_ref = amplified_naive(z, amp)
+        np.testing.assert_allclose(a, a_ref, rtol=1e-9, atol=1e-300)
+        np.testing.assert_allclose(h, h_ref, rtol=1e-6, atol=1e-15)
+
+
+def test_amplified_keeps_gradient_where_naive_underflows():
+    # For L >= 74 the naive a (1 - a) rounds to 0 at p = 1; ours stays positive.
+    z = np.array([40.0])
+    _, h_naive = amplified_naive(z, 100.0)
+    _, h = _amplified_many(z, 100.0)
+    assert h_naive[0] == 0.0
+    assert h[0] > 0.0
+
+
+def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
+    pos, neg = _totals(y, sw)
+    theta = np.zeros(X.shape[1] + 1)
+    curve = np.empty(max_iter)
+    n_iter = getattr(fit_linear, variant)(
+        X, y, np.empty(0) if sw is None else sw, theta, pos, neg, metric_code(metric),
+        1.0, 73.0, 0.0, True, SOLVER_CODES[solver], 0.01, 0.9, 0.999, 1e-8,
+        max_iter, tol is not None, 0.0 if tol is None else tol, 10, curve,
+    )
+    return theta, n_iter, curve[:n_iter]
+
+
+@pytest.mark.parametrize("solver", ["adam", "gd"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_training_loop_matches_numpy_reference(solver, weighted):
+    X, y, sw, _ = _problem(n=2000, d=6, weighted=weighted, seed=2)
+    theta, n_iter, curve = _fit("serial", X, y, sw, max_iter=150, solver=solver)
+    ref = fit_reference(X, y, sw, max_iter=150, solver=solver, learning_rate=0.01)
+    assert n_iter == 150
+    np.testing.assert_allclose(theta, ref, rtol=1e-7, atol=1e-9)
+    assert curve[-1] < curve[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_serial_parallel_and_thread_counts_are_bit_identical(dtype):
+    X, y, sw, _ = _problem(n=20 * CHUNK_ROWS + 5, d=9, dtype=dtype, weighted=True)
+    serial, _, _ = _fit("serial", X, y, sw)
+    results = []
+    for n_threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(n_threads)
+        try:
+            results.append(_fit("parallel", X, y, sw)[0])
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for theta in results:
+        assert np.array_equal(theta, serial)
+
+
+def test_tolerance_stops_early():
+    X, y, sw, _ = _problem(n=2000, d=4, seed=3)
+    _, n_iter, curve = _fit("serial", X, y, sw, max_iter=5000, tol=1e-4)
+    assert n_iter < 5000
+    assert len(curve) == n_iter
