@@ -213,3 +213,8 @@ def confusion_sums(y01, a, sample_weight=None):
     tp = float(np.sum(s[y01] * a[y01]))
     fp = float(np.sum(s[~y01] * a[~y01]))
     return float(np.sum(s[~y01])) - fp, fp, float(np.sum(s[y01])) - tp, tp
+
+
+def score_labels(y_true, y_pred, *, metric, beta=1.0, sample_weight=None):
+    """Metric ``metric`` of hard 0/1 predictions (1 = the positive class)."""
+    return metric_value(metric, *confusion_sums(y_true, y_pred, sample_weight), beta)

@@ -1,0 +1,66 @@
+"""Threading-layer policy: fork after a fit, fits from several threads."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import multiprocessing
+    import numba
+    import numpy as np
+    from sk_anyloss import AnyLossClassifier
+    from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
+
+    rng = np.random.default_rng(0)
+    n = PARALLEL_MIN_ENTRIES // 4 + 1000
+    X = rng.standard_normal((n, 8))
+    y = (X[:, 0] + rng.standard_normal(n) > 1.5).astype(int)
+
+    def fit(_):
+        return AnyLossClassifier(max_iter=20, tol=None).fit(X, y).coef_
+
+    parent = fit(None)  # a parallel region runs in the parent first
+    print("layer", numba.threading_layer())
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        children = pool.map(fit, range(2))
+    assert all(np.array_equal(c, parent) for c in children), "child differs"
+    print("fork ok")
+    """
+)
+
+
+def _run(script, **env):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREAD")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", script], env=full_env, capture_output=True, text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method: Linux only")
+@pytest.mark.parametrize("layer", [None, "omp", "workqueue"])
+def test_fit_in_forked_child_after_fit_in_parent(layer):
+    env = {} if layer is None else {"NUMBA_THREADING_LAYER": layer}
+    result = _run(FORK_SCRIPT, **env)
+    if layer == "omp" and "No threading layer could be loaded" in result.stderr:
+        pytest.skip("this Numba build has no OpenMP layer")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fork ok" in result.stdout
+    if layer is None:  # the package's policy: tbb if installed, else workqueue
+        assert any(f"layer {name}" in result.stdout for name in ("tbb", "workqueue"))
+    else:
+        assert f"layer {layer}" in result.stdout
+
+
+def test_user_choice_of_layer_is_respected():
+    result = _run(
+        "import numba, sk_anyloss; print(numba.config.THREADING_LAYER_PRIORITY)",
+        NUMBA_THREADING_LAYER_PRIORITY="omp tbb workqueue",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "['omp', 'tbb', 'workqueue']" in result.stdout
