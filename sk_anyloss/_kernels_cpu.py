@@ -29,6 +29,7 @@ from numba import njit, prange
 from ._metrics import build_metric_function
 
 CHUNK_ROWS = 1024
+BLOCK_ROWS = 16
 
 # Solver codes understood by the training loop.
 SOLVER_CODES = {"adam": 0, "gd": 1}
@@ -38,23 +39,24 @@ _metric_and_partials = build_metric_function(njit)
 
 @njit(inline="always")
 def _dot(x, w, d):
-    # Four independent partial sums in a fixed order: instruction-level
-    # parallelism without fastmath, identical on every machine.
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
+    # Eight independent partial sums added in a fixed order: instruction-level
+    # parallelism (and SIMD) without fastmath, identical on every machine.
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     j = 0
-    while j + 4 <= d:
+    while j + 8 <= d:
         s0 += x[j] * w[j]
         s1 += x[j + 1] * w[j + 1]
         s2 += x[j + 2] * w[j + 2]
         s3 += x[j + 3] * w[j + 3]
-        j += 4
+        s4 += x[j + 4] * w[j + 4]
+        s5 += x[j + 5] * w[j + 5]
+        s6 += x[j + 6] * w[j + 6]
+        s7 += x[j + 7] * w[j + 7]
+        j += 8
     while j < d:
         s0 += x[j] * w[j]
         j += 1
-    return (s0 + s1) + (s2 + s3)
+    return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
 
 
 @njit(inline="always")
@@ -88,28 +90,50 @@ def _epoch_impl(X, y, sw, theta, amplifier, part):
     n_chunks = part.shape[0]
     weighted = sw.shape[0] > 0
     unit = 1.0 / n
+    w = theta[:d].copy()  # a private copy: no aliasing with the outputs
     b = theta[d]
     for c in prange(n_chunks):
-        acc = part[c]
-        acc[:] = 0.0
+        # Chunk-local accumulators, written to ``part`` once at the end.
+        acc1 = np.zeros(d)
+        acc0 = np.zeros(d)
+        h1 = 0.0
+        h0 = 0.0
+        tp = 0.0
+        fp = 0.0
+        hb = np.empty(BLOCK_ROWS)
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
-        for i in range(start, stop):
-            xi = X[i]
-            z = b + _dot(xi, theta, d)
-            a, dadz = amplified(z, amplifier)
-            s = sw[i] if weighted else unit
-            h = s * dadz
-            if y[i]:
-                off = 0
-                acc[2 * d] += h
-                acc[2 * d + 2] += s * a
-            else:
-                off = d
-                acc[2 * d + 1] += h
-                acc[2 * d + 3] += s * a
-            for j in range(d):
-                acc[off + j] += h * xi[j]
+        # Blocks of rows in three stages (scores, amplification, accumulation)
+        # so that independent rows overlap instead of waiting on exp's latency.
+        for i0 in range(start, stop, BLOCK_ROWS):
+            i1 = min(i0 + BLOCK_ROWS, stop)
+            for i in range(i0, i1):
+                hb[i - i0] = b + _dot(X[i], w, d)
+            for i in range(i0, i1):
+                a, dadz = amplified(hb[i - i0], amplifier)
+                s = sw[i] if weighted else unit
+                hb[i - i0] = s * dadz
+                if y[i]:
+                    tp += s * a
+                else:
+                    fp += s * a
+            for i in range(i0, i1):
+                xi = X[i]
+                h = hb[i - i0]
+                if y[i]:
+                    h1 += h
+                    for j in range(d):
+                        acc1[j] += h * xi[j]
+                else:
+                    h0 += h
+                    for j in range(d):
+                        acc0[j] += h * xi[j]
+        part[c, :d] = acc1
+        part[c, d : 2 * d] = acc0
+        part[c, 2 * d] = h1
+        part[c, 2 * d + 1] = h0
+        part[c, 2 * d + 2] = tp
+        part[c, 2 * d + 3] = fp
 
 
 @njit(inline="always")
