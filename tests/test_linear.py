@@ -150,7 +150,7 @@ def test_same_model_for_any_thread_count():
     for n_threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
         numba.set_num_threads(n_threads)
         try:
-            coefs.append(AnyLossClassifier(max_iter=50).fit(X, y).coef_)
+            coefs.append(AnyLossClassifier(max_iter=50, tol=None).fit(X, y).coef_)
         finally:
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for coef in coefs[1:]:
@@ -159,12 +159,12 @@ def test_same_model_for_any_thread_count():
 
 def test_fits_from_several_threads_at_once():
     X, y = _large_problem()
-    expected = AnyLossClassifier(max_iter=50).fit(X, y).coef_
+    expected = AnyLossClassifier(max_iter=50, tol=None).fit(X, y).coef_
     results, errors = [None] * 4, []
 
     def work(k):
         try:
-            results[k] = AnyLossClassifier(max_iter=50).fit(X, y).coef_
+            results[k] = AnyLossClassifier(max_iter=50, tol=None).fit(X, y).coef_
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
