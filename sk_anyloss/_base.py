@@ -29,8 +29,14 @@ def encode_target(y):
     Raises a ``ValueError`` for targets that are not classification targets or
     have fewer than two classes.
     """
-    check_classification_targets(y)
-    classes, y_index = np.unique(y, return_inverse=True)
+    try:
+        classes, y_index = np.unique(y, return_inverse=True)
+    except TypeError:  # labels that do not sort, e.g. strings mixed with numbers
+        check_classification_targets(y)
+        raise
+    # The unique values decide the target type: checking them instead of ``y``
+    # saves a second sort of the whole target.
+    check_classification_targets(classes)
     if classes.shape[0] < 2:
         raise ValueError(
             "AnyLoss needs samples of at least two classes in the data; got only "
