@@ -2,9 +2,10 @@
 
 from ._backend import configure_threading_layer as _configure_threading_layer
 from ._linear import AnyLossClassifier
+from ._mlp import AnyLossMLPClassifier
 from ._metrics import METRIC_NAMES
 
 _configure_threading_layer()
 
-__all__ = ["AnyLossClassifier", "METRIC_NAMES"]
+__all__ = ["AnyLossClassifier", "AnyLossMLPClassifier", "METRIC_NAMES"]
 __version__ = "0.1.0.dev0"

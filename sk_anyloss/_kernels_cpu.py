@@ -266,3 +266,200 @@ class _Variants:
 
 fit_linear = _Variants(_fit_source)
 loss_grad_linear = _Variants(_loss_grad_source)
+
+
+# --------------------------------------------------------------------------
+# Multi-layer perceptron
+#
+# Layer widths ``dims = [n_features, h_1, ..., h_k, n_outputs]``.  All weights
+# and biases live in one float64 vector ``theta``: for layer ``l`` the matrix
+# ``W_l`` (dims[l], dims[l + 1]), row-major, then the bias ``b_l``.  Matrix
+# products call BLAS through ``np.dot``; for large batches BLAS runs them on
+# several threads and partitions the output, so results do not depend on the
+# thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)`` and is trained
+# on ``1 - M`` of its own soft confusion matrix (one-vs-rest); the batch loss
+# is the mean over outputs plus ``alpha / (2 b) * sum |W_l|^2`` (b: batch
+# size), as in scikit-learn's MLPClassifier.
+
+ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+
+
+@njit(inline="always")
+def _layer_offsets(dims):
+    n_layers = dims.shape[0] - 1
+    offsets = np.empty(n_layers + 1, dtype=np.int64)
+    offsets[0] = 0
+    for layer in range(n_layers):
+        offsets[layer + 1] = offsets[layer] + (dims[layer] + 1) * dims[layer + 1]
+    return offsets
+
+
+@njit(inline="always")
+def _weights(theta, dims, offsets, layer):
+    start = offsets[layer]
+    n_in = dims[layer]
+    n_out = dims[layer + 1]
+    W = theta[start : start + n_in * n_out].reshape((n_in, n_out))
+    b = theta[start + n_in * n_out : offsets[layer + 1]]
+    return W, b
+
+
+@njit(inline="always")
+def _activate(Z, code):
+    """Apply the hidden activation in place."""
+    if code == 0:
+        return
+    flat = Z.reshape(-1)
+    for i in range(flat.shape[0]):
+        z = flat[i]
+        if code == 1:
+            if z >= 0.0:
+                flat[i] = 1.0 / (1.0 + math.exp(-z))
+            else:
+                e = math.exp(z)
+                flat[i] = e / (1.0 + e)
+        elif code == 2:
+            flat[i] = math.tanh(z)
+        else:
+            flat[i] = z if z > 0.0 else 0.0
+
+
+@njit(inline="always")
+def _scale_by_derivative(delta, A, code):
+    """``delta *= f'(z)``, with ``f'`` written in terms of ``A = f(z)``."""
+    if code == 0:
+        return
+    flat_d = delta.reshape(-1)
+    flat_a = A.reshape(-1)
+    for i in range(flat_d.shape[0]):
+        a = flat_a[i]
+        if code == 1:
+            flat_d[i] *= a * (1.0 - a)
+        elif code == 2:
+            flat_d[i] *= 1.0 - a * a
+        elif a <= 0.0:
+            flat_d[i] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def mlp_forward(X, theta, dims, activation):
+    """Output scores ``z`` (n, n_outputs) and the list of layer activations."""
+    offsets = _layer_offsets(dims)
+    n_layers = dims.shape[0] - 1
+    acts = [X]
+    for layer in range(n_layers):
+        W, b = _weights(theta, dims, offsets, layer)
+        Z = np.dot(acts[layer], W)
+        Z += b
+        if layer < n_layers - 1:
+            _activate(Z, activation)
+        acts.append(Z)
+    return acts
+
+
+@njit(cache=True, nogil=True)
+def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, alpha, grad):
+    """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
+
+    ``X`` (b, d) float64, ``Y`` (b, n_outputs) 0/1 uint8, ``s`` (b,) weights
+    summing to one.
+    """
+    offsets = _layer_offsets(dims)
+    n_layers = dims.shape[0] - 1
+    acts = mlp_forward(X, theta, dims, activation)
+    Z = acts[n_layers]
+    b, K = Z.shape
+    delta = np.empty((b, K))
+    loss = 0.0
+    for k in range(K):
+        tp = 0.0
+        fp = 0.0
+        pos = 0.0
+        neg = 0.0
+        for i in range(b):
+            a, dadz = amplified(Z[i, k], amplifier)
+            delta[i, k] = s[i] * dadz
+            if Y[i, k]:
+                tp += s[i] * a
+                pos += s[i]
+            else:
+                fp += s[i] * a
+                neg += s[i]
+        value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(
+            code, max(neg - fp, 0.0), fp, max(pos - tp, 0.0), tp, beta
+        )
+        g1 = -(d_tp - d_fn) / K
+        g0 = -(d_fp - d_tn) / K
+        for i in range(b):
+            delta[i, k] *= g1 if Y[i, k] else g0
+        loss += (1.0 - value) / K
+    penalty = 0.0
+    for layer in range(n_layers - 1, -1, -1):
+        W, _ = _weights(theta, dims, offsets, layer)
+        gW, gb = _weights(grad, dims, offsets, layer)
+        gW[:, :] = np.dot(acts[layer].T, delta) + (alpha / b) * W
+        penalty += np.sum(W * W)
+        for j in range(gb.shape[0]):
+            gb[j] = np.sum(delta[:, j])
+        if layer > 0:
+            delta = np.dot(delta, W.T)
+            _scale_by_derivative(delta, acts[layer], activation)
+    return loss + 0.5 * alpha * penalty / b
+
+
+@njit(cache=True, nogil=True)
+def mlp_epoch(
+    X, Y, sw, order, theta, dims, activation, code, beta, amplifier, alpha,
+    batch_size, solver, learning_rate, momentum, beta_1, beta_2, epsilon,
+    m, v, t,
+):
+    """One pass over the rows ``order`` in mini-batches, updating ``theta``.
+
+    ``solver`` 0 is Adam (moments ``m``, ``v``; ``t`` steps so far), 1 is SGD
+    with momentum (velocity ``m``).  Returns ``(mean batch loss, t)``, or a
+    NaN loss if the loss, the gradient or the weights became non-finite.
+    """
+    n = order.shape[0]
+    d = X.shape[1]
+    K = Y.shape[1]
+    weighted = sw.shape[0] > 0
+    grad = np.empty_like(theta)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        b = stop - start
+        Xb = np.empty((b, d))
+        Yb = np.empty((b, K), dtype=np.uint8)
+        sb = np.empty(b)
+        for r in range(b):
+            i = order[start + r]
+            for j in range(d):
+                Xb[r, j] = X[i, j]
+            for k in range(K):
+                Yb[r, k] = Y[i, k]
+            sb[r] = sw[i] if weighted else 1.0
+        mass = np.sum(sb)
+        if not mass > 0.0:
+            continue  # every sample of this batch has zero weight
+        sb /= mass
+        loss = mlp_loss_grad(
+            Xb, Yb, sb, theta, dims, activation, code, beta, amplifier, alpha, grad
+        )
+        t += 1
+        finite = math.isfinite(loss)
+        if solver == 0:
+            step = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
+            for j in range(theta.shape[0]):
+                m[j] = beta_1 * m[j] + (1.0 - beta_1) * grad[j]
+                v[j] = beta_2 * v[j] + (1.0 - beta_2) * grad[j] * grad[j]
+                theta[j] -= step * m[j] / (math.sqrt(v[j]) + epsilon)
+                finite = finite and math.isfinite(theta[j])
+        else:
+            for j in range(theta.shape[0]):
+                m[j] = momentum * m[j] - learning_rate * grad[j]
+                theta[j] += m[j]
+                finite = finite and math.isfinite(theta[j])
+        if not finite:
+            return np.nan, t
+        total += loss * b
+    return total / n, t

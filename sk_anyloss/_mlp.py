@@ -1,0 +1,559 @@
+"""AnyLossMLPClassifier: a multi-layer perceptron trained on a metric."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import (
+    METRIC_PARAMETER_CONSTRAINTS,
+    class_weight_totals,
+    encode_target,
+    labels_from_scores,
+    normalized_sample_weight,
+    proba_from_scores,
+)
+from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch, mlp_forward
+from ._metrics import metric_code, score_labels
+
+_SOLVERS = {"adam": 0, "sgd": 1}
+
+
+class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-layer perceptron trained to maximise a confusion-matrix metric.
+
+    The network is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier`
+    (same layers, activations and initialisation); its output unit gives
+    ``p = sigmoid(z)``. Training minimises ``1 - M(TN, FP, FN, TP)`` of the
+    soft confusion matrix of each mini-batch, made differentiable with the
+    AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``. A multiclass
+    target gets one output unit per class, each trained one-vs-rest on the
+    metric, and the loss is their mean.
+
+    Mini-batches are stratified: every batch holds the classes in the
+    proportions of the training data, so the soft confusion matrix of a batch
+    always has positives to count (a batch without positives gives F1 no
+    gradient at all).
+
+    A sample is predicted positive when ``predict_proba(X)[:, 1] >= 0.5``.
+
+    Parameters
+    ----------
+    metric : {"accuracy", "balanced_accuracy", "f1", "fbeta", "gmean", "mcc", \
+            "jaccard", "cohen_kappa", "fowlkes_mallows"}, default="f1"
+        The metric to maximise; the positive class is ``classes_[1]``.
+
+    beta : float, default=1.0
+        Weight of recall against precision; used by ``metric="fbeta"`` only.
+
+    amplifier : float, default=73.0
+        The amplifying scale ``L`` of the approximation function.
+
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Number of units in each hidden layer.
+
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers.
+
+    solver : {"adam", "sgd"}, default="adam"
+        Adam, or stochastic gradient descent with momentum.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, scaled as in ``MLPClassifier``
+        (``alpha / (2 * batch size) * ||W||^2``).
+
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+
+    learning_rate_init : float, default=0.001
+        Step size.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples (within each class) every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed of the weight initialisation, the shuffling and the validation
+        split.
+
+    tol : float, default=1e-4
+        Training stops when the loss (or the validation score, with
+        ``early_stopping``) has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+
+    verbose : bool, default=False
+        Print the loss of each epoch.
+
+    warm_start : bool, default=False
+        Reuse the weights of the previous fit as the starting point.
+
+    momentum : float, default=0.9
+        Momentum of ``solver="sgd"``.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified) and stop when
+        the metric on it stops improving; the best weights are kept.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's moment decay rates and its numerical-stability term.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    coefs_ : list of ndarray
+        Weight matrix of each layer, shape ``(n_in, n_out)``.
+
+    intercepts_ : list of ndarray
+        Bias vector of each layer.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    t_ : int
+        Number of training samples seen.
+
+    loss_curve_ : list of float
+        Mean mini-batch loss of each epoch.
+
+    best_loss_ : float or None
+        Smallest epoch loss; ``None`` with ``early_stopping``.
+
+    validation_scores_ : list of float or None
+        Metric on the validation set after each epoch (``early_stopping``).
+
+    best_validation_score_ : float or None
+        Best validation score (``early_stopping``).
+
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    n_outputs_ : int
+        Number of output units (1 for a binary target).
+
+    out_activation_ : str
+        ``"logistic"``.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    AnyLossClassifier : The linear model.
+    sklearn.neural_network.MLPClassifier : The same network on log-loss.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sk_anyloss import AnyLossMLPClassifier
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> clf = make_pipeline(
+    ...     StandardScaler(),
+    ...     AnyLossMLPClassifier(hidden_layer_sizes=(16,), random_state=0),
+    ... )
+    >>> clf.fit(X, y).score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints = {
+        **METRIC_PARAMETER_CONSTRAINTS,
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATION_CODES))],
+        "solver": [StrOptions(set(_SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        metric="f1",
+        *,
+        beta=1.0,
+        amplifier=73.0,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+    ):
+        self.metric = metric
+        self.beta = beta
+        self.amplifier = amplifier
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+
+    # -- public API --------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to maximise ``metric`` on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,)
+            Target labels, at least two classes.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the confusion matrix.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over ``(X, y)``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,)
+            Target labels.
+
+        classes : array-like of shape (n_classes,), default=None
+            All the classes that will ever be seen; required on the first call.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the confusion matrix.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = unique_labels(classes)
+            if self.classes_.shape[0] < 2:
+                raise ValueError("classes must hold at least two classes.")
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(
+                f"classes={classes!r} differs from the classes of the first call, "
+                f"{self.classes_!r}."
+            )
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predict class labels: the positive class where ``p >= 0.5``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels (multiclass: the class with the highest score).
+        """
+        return labels_from_scores(self._scores(X), self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            ``[1 - p, p]`` for a binary target; the normalised one-vs-rest
+            probabilities otherwise.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed without underflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities of the classes, in the order of ``classes_``.
+        """
+        return proba_from_scores(self._scores(X))
+
+    # -- internals ---------------------------------------------------------
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        z = X
+        for layer, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            z = z @ W + b
+            if layer < len(self.coefs_) - 1:
+                z = _ACTIVATIONS[self.activation](z)
+        return z.ravel() if z.shape[1] == 1 else z
+
+    def _fit(self, X, y, sample_weight, incremental):
+        hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if hidden.ndim != 1 or not np.issubdtype(hidden.dtype, np.integer) or np.any(
+            hidden < 1
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        first_call = not (incremental and hasattr(self, "coefs_"))
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C", reset=first_call
+        )
+        if incremental:
+            unknown = np.setdiff1d(np.unique(y), self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y has labels {unknown!r} that are not in classes {self.classes_!r}."
+                )
+            y_index = np.searchsorted(self.classes_, y)
+        else:
+            self.classes_, y_index = encode_target(y)
+        n_classes = self.classes_.shape[0]
+        K = 1 if n_classes == 2 else n_classes
+        Y = (
+            (y_index == 1)[:, None] if K == 1 else y_index[:, None] == np.arange(K)
+        ).astype(np.uint8)
+        sw = normalized_sample_weight(sample_weight, X)
+        if not incremental:
+            for k in range(K):
+                class_weight_totals(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+
+        rng = check_random_state(self.random_state)
+        dims = np.array([X.shape[1], *hidden.tolist(), K], dtype=np.int64)
+        reuse = (incremental or self.warm_start) and hasattr(self, "coefs_")
+        if reuse and [W.shape[0] for W in self.coefs_] + [K] != dims.tolist():
+            raise ValueError(
+                "The network of the previous fit has another shape; use "
+                "warm_start=False or the same hidden_layer_sizes and classes."
+            )
+        if not reuse:
+            self._initialize(dims, rng)
+        theta = self._theta
+
+        X_val = y_val = None
+        if self.early_stopping and not incremental:
+            stratify = y_index if np.min(np.bincount(y_index)) >= 2 else None
+            split = train_test_split(
+                np.arange(X.shape[0]), test_size=self.validation_fraction,
+                random_state=rng, stratify=stratify,
+            )
+            train, val = split
+            X_val, y_val = X[val], y_index[val]
+            X, Y, y_index = X[train], Y[train], y_index[train]
+            sw = None if sw is None else sw[train] / sw[train].sum()
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "validation_fraction leaves fewer than two samples for early "
+                    "stopping; raise it or turn early_stopping off."
+                )
+
+        n = X.shape[0]
+        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        if batch_size > n:
+            warnings.warn(
+                f"Got batch_size={batch_size} larger than the number of samples "
+                f"({n}); using {n}.",
+                UserWarning,
+            )
+            batch_size = n
+        max_iter = 1 if incremental else self.max_iter
+
+        sw_kernel = np.empty(0) if sw is None else sw
+        seed = rng.randint(np.iinfo(np.int32).max)
+        order_rng = np.random.RandomState(seed)
+        for _ in range(max_iter):
+            order = _stratified_order(y_index, self.shuffle, order_rng)
+            loss, self._t_step = mlp_epoch(
+                X, Y, sw_kernel, order, theta, dims, ACTIVATION_CODES[self.activation],
+                metric_code(self.metric), float(self.beta), float(self.amplifier),
+                float(self.alpha), int(batch_size), _SOLVERS[self.solver],
+                float(self.learning_rate_init), float(self.momentum),
+                float(self.beta_1), float(self.beta_2), float(self.epsilon),
+                self._m, self._v, self._t_step,
+            )
+            if not np.isfinite(loss):
+                raise ValueError(
+                    "Training diverged: the loss, its gradient or the weights became "
+                    "non-finite. Standardise the features (e.g. with StandardScaler) "
+                    "or lower learning_rate_init."
+                )
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_curve_.append(loss)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            if self._update_no_improvement(loss, X_val, y_val, dims):
+                break
+        else:
+            if not incremental and self.max_iter > 0:
+                warnings.warn(
+                    f"AnyLossMLPClassifier: maximum iterations ({self.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                )
+        if X_val is not None:
+            theta[:] = self._best_theta
+        else:
+            self.best_loss_ = float(self.best_loss_)
+        self._set_layers(theta, dims, X.dtype)
+        return self
+
+    def _update_no_improvement(self, loss, X_val, y_val, dims):
+        """Track the best loss or validation score; True when training should stop."""
+        if X_val is not None:
+            self._set_layers(self._theta, dims, np.float64)
+            pred = self.predict(X_val)
+            y_pred_index = np.searchsorted(self.classes_, pred)
+            score = _metric_mean(self.metric, self.beta, y_val, y_pred_index, len(self.classes_))
+            self.validation_scores_.append(score)
+            improved = score > self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_theta = self._theta.copy()
+        else:
+            improved = loss < self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, loss)
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+        return self._no_improvement_count >= self.n_iter_no_change
+
+    def _initialize(self, dims, rng):
+        # Glorot uniform, as MLPClassifier (factor 2 for the logistic activation).
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        parts = []
+        for n_in, n_out in zip(dims[:-1], dims[1:]):
+            bound = np.sqrt(factor / (n_in + n_out))
+            parts.append(rng.uniform(-bound, bound, (n_in, n_out)).ravel())
+            parts.append(rng.uniform(-bound, bound, n_out))
+        self._theta = np.concatenate(parts)
+        self._m = np.zeros_like(self._theta)
+        self._v = np.zeros_like(self._theta)
+        self._t_step = 0
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._no_improvement_count = 0
+        self.best_loss_ = np.inf
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+
+    def _set_layers(self, theta, dims, dtype):
+        self.coefs_, self.intercepts_ = [], []
+        start = 0
+        for n_in, n_out in zip(dims[:-1], dims[1:]):
+            self.coefs_.append(theta[start : start + n_in * n_out].reshape(n_in, n_out).astype(dtype))
+            start += n_in * n_out
+            self.intercepts_.append(theta[start : start + n_out].astype(dtype))
+            start += n_out
+        self.n_layers_ = len(dims)
+        self.n_outputs_ = int(dims[-1])
+        self.out_activation_ = "logistic"
+
+
+def _stratified_order(y_index, shuffle, rng):
+    """A permutation whose every stretch holds the classes in proportion."""
+    keys = np.empty(y_index.shape[0])
+    for c in np.unique(y_index):
+        members = np.flatnonzero(y_index == c)
+        if shuffle:
+            members = rng.permutation(members)
+        keys[members] = (np.arange(members.shape[0]) + 0.5) / members.shape[0]
+    return np.argsort(keys, kind="stable")
+
+
+def _metric_mean(metric, beta, y_index, y_pred_index, n_classes):
+    """The metric of hard predictions; one-vs-rest mean for a multiclass target."""
+    if n_classes == 2:
+        return score_labels(y_index == 1, y_pred_index == 1, metric=metric, beta=beta)
+    return float(np.mean([
+        score_labels(y_index == k, y_pred_index == k, metric=metric, beta=beta)
+        for k in range(n_classes)
+    ]))
+
+
+_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "logistic": expit,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),
+}
