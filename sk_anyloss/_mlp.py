@@ -73,8 +73,10 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
 
-    learning_rate_init : float, default=0.001
-        Step size.
+    learning_rate_init : float, default=0.01
+        Step size. Ten times MLPClassifier's default: the metric loss has
+        smaller gradients than log-loss, and 0.01 scored higher in the
+        measurements of ``docs/mlp-notes.md``.
 
     max_iter : int, default=200
         Maximum number of epochs.
@@ -211,7 +213,7 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
-        learning_rate_init=0.001,
+        learning_rate_init=0.01,
         max_iter=200,
         shuffle=True,
         random_state=None,
@@ -474,8 +476,7 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
                 )
         if X_val is not None:
             theta[:] = self._best_theta
-        else:
-            self.best_loss_ = float(self.best_loss_)
+            self.best_loss_ = None
         self._set_layers(theta, dims, X.dtype)
         return self
 

@@ -1,0 +1,194 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.exceptions import NotFittedError
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
+from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_loss_grad
+from sk_anyloss._metrics import metric_code
+
+ACTIVATIONS = list(ACTIVATION_CODES)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), 1 - y
+
+
+def _small(**params):
+    return AnyLossMLPClassifier(**{"hidden_layer_sizes": (8,), "random_state": 0, **params})
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_gradient_matches_finite_differences(activation, metric):
+    rng = np.random.default_rng(metric_code(metric))
+    dims = np.array([4, 5, 3, 2])
+    size = sum((dims[i] + 1) * dims[i + 1] for i in range(len(dims) - 1))
+    theta = 0.5 * rng.standard_normal(size)
+    n = 40
+    X = rng.standard_normal((n, 4))
+    Y = (rng.random((n, 2)) < 0.3).astype(np.uint8)
+    s = rng.uniform(0.5, 1.5, n)
+    s /= s.sum()
+    args = (dims, ACTIVATION_CODES[activation], metric_code(metric), 1.5, 10.0, 0.3)
+    grad = np.empty(size)
+    mlp_loss_grad(X, Y, s, theta, *args, grad)
+    scratch = np.empty(size)
+    for k in range(size):
+        up, down = theta.copy(), theta.copy()
+        up[k] += 1e-6
+        down[k] -= 1e-6
+        fd = (
+            mlp_loss_grad(X, Y, s, up, *args, scratch)
+            - mlp_loss_grad(X, Y, s, down, *args, scratch)
+        ) / 2e-6
+        assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_forward_pass_is_mlpclassifiers(cancer, activation):
+    X, y = cancer
+    ours = _small(activation=activation, hidden_layer_sizes=(7, 5), max_iter=3)
+    ours.fit(X, y)
+    theirs = MLPClassifier(hidden_layer_sizes=(7, 5), activation=activation, max_iter=1)
+    with pytest.warns(Warning):
+        theirs.fit(X, y)
+    theirs.coefs_ = [W.copy() for W in ours.coefs_]
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    np.testing.assert_allclose(
+        ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9, atol=1e-15
+    )
+
+
+def test_predict_is_proba_at_one_half(cancer):
+    X, y = cancer
+    clf = _small().fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict(X), (proba[:, 1] >= 0.5).astype(int))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.score(X, y) > 0.95
+    assert clf.n_layers_ == 3 and clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    assert [W.shape for W in clf.coefs_] == [(30, 8), (8, 1)]
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.validation_scores_ is None
+    assert clf.t_ == clf.n_iter_ * X.shape[0]
+
+
+def test_multiclass_one_vs_rest():
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = _small().fit(X, y)
+    assert clf.n_outputs_ == 3
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.score(X, y) > 0.95
+
+
+def test_same_seed_same_model_and_any_blas_thread_count(cancer):
+    X, y = cancer
+    with threadpool_limits(1):
+        one = _small(max_iter=20).fit(X, y)
+    with threadpool_limits(2):
+        two = _small(max_iter=20).fit(X, y)
+    for a, b in zip(one.coefs_, two.coefs_):
+        np.testing.assert_array_equal(a, b)
+    other = AnyLossMLPClassifier(hidden_layer_sizes=(8,), random_state=1, max_iter=20)
+    assert not np.array_equal(other.fit(X, y).coefs_[0], one.coefs_[0])
+
+
+def test_sample_weight_equals_repetition_full_batch(cancer):
+    X, y = cancer
+    sw = np.random.default_rng(0).integers(1, 4, X.shape[0])
+    Xr, yr = np.repeat(X, sw, axis=0), np.repeat(y, sw)
+    params = dict(batch_size=len(yr), shuffle=False, max_iter=10, tol=0.0)
+    weighted = _small(**params).fit(X, y, sample_weight=sw)
+    repeated = _small(**params).fit(Xr, yr)
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-5
+    )
+    unweighted = _small(**params).fit(X, y)  # the weights do make a difference
+    assert not np.allclose(weighted.predict_proba(X), unweighted.predict_proba(X),
+                           rtol=1e-3)
+
+
+def test_float32_stays_float32(cancer):
+    X, y = cancer
+    clf = _small().fit(X.astype(np.float32), y)
+    assert all(W.dtype == np.float32 for W in clf.coefs_)
+
+
+def test_early_stopping_keeps_the_best_validation_model(cancer):
+    X, y = cancer
+    clf = _small(early_stopping=True, n_iter_no_change=5).fit(X, y)
+    assert clf.best_loss_ is None
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+
+
+def test_partial_fit_and_warm_start(cancer):
+    X, y = cancer
+    clf = _small()
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    for _ in range(30):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert clf.n_iter_ == 30 and clf.score(X, y) > 0.95
+    with pytest.raises(ValueError, match="differs"):
+        clf.partial_fit(X, y, classes=[0, 2])
+    warm = _small(max_iter=5, warm_start=True)
+    with pytest.warns(Warning):
+        warm.fit(X, y)
+    first = warm.coefs_[0].copy()
+    with pytest.warns(Warning):
+        warm.fit(X, y)
+    assert warm.n_iter_ == 10 and not np.array_equal(first, warm.coefs_[0])
+
+
+@pytest.mark.parametrize("hidden", [(0,), (-3,), (2.5,), "ten", ((3, 4),)])
+def test_bad_hidden_layer_sizes(cancer, hidden):
+    X, y = cancer
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        AnyLossMLPClassifier(hidden_layer_sizes=hidden).fit(X, y)
+
+
+@pytest.mark.parametrize("batch_size", [0, -5, 2.5, "big"])
+def test_bad_batch_size(cancer, batch_size):
+    X, y = cancer
+    with pytest.raises(ValueError, match="batch_size"):
+        AnyLossMLPClassifier(batch_size=batch_size).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"metric": "auc"}, "'metric' parameter"),
+        ({"beta": 0.0}, "'beta' parameter"),
+        ({"amplifier": -1.0}, "'amplifier' parameter"),
+        ({"activation": "gelu"}, "'activation' parameter"),
+        ({"solver": "lbfgs"}, "'solver' parameter"),
+    ],
+)
+def test_bad_parameters(cancer, params, match):
+    X, y = cancer
+    with pytest.raises(ValueError, match=match):
+        AnyLossMLPClassifier(**params).fit(X, y)
+
+
+def test_bad_data(cancer):
+    X, y = cancer
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _small().fit(bad, y)
+    with pytest.raises(ValueError, match="at least two classes"):
+        _small().fit(X, np.zeros(X.shape[0]))
+    with pytest.raises(ValueError, match="Negative values"):
+        _small().fit(X, y, sample_weight=-np.ones(X.shape[0]))
+    with pytest.raises(NotFittedError):
+        _small().predict(X)
+    with pytest.raises(ValueError, match="features"):
+        _small(max_iter=2).fit(X, y).predict(X[:, :3])
