@@ -24,8 +24,18 @@ from sk_anyloss import AnyLossClassifier
 def datasets():
     X, y = load_breast_cancer(return_X_y=True)
     yield "breast_cancer", X, 1 - y
-    for name in ["pima", "haberman", "ionosphere", "saheart", "yeast4", "kc1",
-                 "pc1", "vehicle2", "satimage", "abalone19"]:
+    for name in [
+        "pima",
+        "haberman",
+        "ionosphere",
+        "saheart",
+        "yeast4",
+        "kc1",
+        "pc1",
+        "vehicle2",
+        "satimage",
+        "abalone19",
+    ]:
         d = getattr(bc, f"load_{name}")()
         yield name, np.asarray(d["data"], float), np.asarray(d["target"])
 
@@ -35,7 +45,9 @@ CANDIDATES = {
     "adam lr=0.01": dict(learning_rate_init=0.01),
     "adam lr=0.05": dict(learning_rate_init=0.05),
     "adam lr=0.01 tol=None": dict(learning_rate_init=0.01, tol=None),
-    "adam lr=0.01 n_iter_no_change=50": dict(learning_rate_init=0.01, n_iter_no_change=50),
+    "adam lr=0.01 n_iter_no_change=50": dict(
+        learning_rate_init=0.01, n_iter_no_change=50
+    ),
     "gd lr=0.01 tol=None (paper)": dict(solver="gd", learning_rate_init=0.01, tol=None),
 }
 
@@ -43,9 +55,14 @@ CANDIDATES = {
 def main():
     warnings.simplefilter("ignore", ConvergenceWarning)
     data = list(datasets())
-    for metric, score in [("f1", f1_score), ("balanced_accuracy", balanced_accuracy_score)]:
+    for metric, score in [
+        ("f1", f1_score),
+        ("balanced_accuracy", balanced_accuracy_score),
+    ]:
         print(f"\n## metric = {metric}\n")
-        print("| candidate | " + " | ".join(n for n, _, _ in data) + " | mean | fit s |")
+        print(
+            "| candidate | " + " | ".join(n for n, _, _ in data) + " | mean | fit s |"
+        )
         print("|---" * (len(data) + 3) + "|")
         for label, params in CANDIDATES.items():
             scores, fit_time = [], 0.0

@@ -2,8 +2,8 @@
 
 from ._backend import configure_threading_layer as _configure_threading_layer
 from ._linear import AnyLossClassifier
-from ._mlp import AnyLossMLPClassifier
 from ._metrics import METRIC_NAMES
+from ._mlp import AnyLossMLPClassifier
 
 _configure_threading_layer()
 

@@ -54,8 +54,12 @@ def compare(X, y, metrics, n_folds=5, seed=0):
                 start = time.perf_counter()
                 pipe.fit(X[train], y[train])
                 times.append(time.perf_counter() - start)
-                scores.append(score_labels(y[test], pipe.predict(X[test]), metric=metric))
-            rows.append((metric, label, np.mean(scores), np.std(scores), np.mean(times)))
+                scores.append(
+                    score_labels(y[test], pipe.predict(X[test]), metric=metric)
+                )
+            rows.append(
+                (metric, label, np.mean(scores), np.std(scores), np.mean(times))
+            )
     return rows
 
 
@@ -65,7 +69,9 @@ def format_table(rows):
         "|---|---|---|---|",
     ]
     for metric, label, mean, std, fit_s in rows:
-        lines.append(f"| {metric} | {label} | {mean:.4f} +- {std:.4f} | {1e3 * fit_s:.1f} |")
+        lines.append(
+            f"| {metric} | {label} | {mean:.4f} +- {std:.4f} | {1e3 * fit_s:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -75,7 +81,10 @@ def main(argv=None):
         description="Compare AnyLoss classifiers with log-loss baselines on real data.",
     )
     parser.add_argument(
-        "--metric", nargs="+", default=list(DEFAULT_METRICS), choices=METRIC_NAMES,
+        "--metric",
+        nargs="+",
+        default=list(DEFAULT_METRICS),
+        choices=METRIC_NAMES,
         help="metrics to train for and report (default: %(default)s)",
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")

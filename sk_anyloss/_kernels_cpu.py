@@ -145,7 +145,9 @@ def _reduce_chunks(part, total):
 
 
 @njit(inline="always")
-def _loss_and_gradient(total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad):
+def _loss_and_gradient(
+    total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
+):
     """Loss ``1 - M + alpha/2 |w|^2`` and its gradient from the epoch's sums.
 
     ``pos`` and ``neg`` are the total weights of the two classes.
@@ -168,7 +170,9 @@ def _loss_and_gradient(total, d, pos, neg, code, beta, alpha, fit_intercept, the
     return 1.0 - value + 0.5 * alpha * penalty
 
 
-def _loss_grad_source(X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept):
+def _loss_grad_source(
+    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept
+):
     """Loss and gradient at ``theta`` (one epoch, no update)."""
     n, d = X.shape
     part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
@@ -183,9 +187,27 @@ def _loss_grad_source(X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, f
 
 
 def _fit_source(
-    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept,
-    solver, learning_rate, beta_1, beta_2, epsilon,
-    max_iter, use_tol, tol, n_iter_no_change, loss_curve,
+    X,
+    y,
+    sw,
+    theta,
+    pos,
+    neg,
+    code,
+    beta,
+    amplifier,
+    alpha,
+    fit_intercept,
+    solver,
+    learning_rate,
+    beta_1,
+    beta_2,
+    epsilon,
+    max_iter,
+    use_tol,
+    tol,
+    n_iter_no_change,
+    loss_curve,
 ):
     """Full-batch training loop, updating ``theta`` in place.
 
@@ -248,8 +270,11 @@ def _jit_variant(source, parallel):
     """
     suffix = "_parallel" if parallel else "_serial"
     fn = types.FunctionType(
-        source.__code__, source.__globals__, source.__name__ + suffix,
-        source.__defaults__, source.__closure__,
+        source.__code__,
+        source.__globals__,
+        source.__name__ + suffix,
+        source.__defaults__,
+        source.__closure__,
     )
     fn.__qualname__ = source.__qualname__ + suffix
     fn.__doc__ = source.__doc__
@@ -409,9 +434,27 @@ def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, alpha
 
 @njit(cache=True, nogil=True)
 def mlp_epoch(
-    X, Y, sw, order, theta, dims, activation, code, beta, amplifier, alpha,
-    batch_size, solver, learning_rate, momentum, beta_1, beta_2, epsilon,
-    m, v, t,
+    X,
+    Y,
+    sw,
+    order,
+    theta,
+    dims,
+    activation,
+    code,
+    beta,
+    amplifier,
+    alpha,
+    batch_size,
+    solver,
+    learning_rate,
+    momentum,
+    beta_1,
+    beta_2,
+    epsilon,
+    m,
+    v,
+    t,
 ):
     """One pass over the rows ``order`` in mini-batches, updating ``theta``.
 

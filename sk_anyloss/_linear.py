@@ -208,9 +208,7 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C"
-        )
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
         sw = normalized_sample_weight(sample_weight, X)
         problems = binary_problems(y_index, self.classes_.shape[0])
@@ -239,6 +237,7 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
                 f"AnyLossClassifier: maximum iterations ({self.max_iter}) reached "
                 "and the loss has not converged yet. Increase max_iter or tol.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
         return self
 
@@ -248,14 +247,27 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
         loss_curve = np.empty(self.max_iter)
         with _backend.cpu_kernel(fit_linear, n * d) as kernel:
             n_iter = kernel(
-                X, y01, np.empty(0) if sw is None else sw, theta, pos, neg,
-                metric_code(self.metric), float(self.beta), float(self.amplifier),
-                float(self.alpha), bool(self.fit_intercept),
-                SOLVER_CODES[self.solver], float(self.learning_rate_init),
-                float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                int(self.max_iter), self.tol is not None,
+                X,
+                y01,
+                np.empty(0) if sw is None else sw,
+                theta,
+                pos,
+                neg,
+                metric_code(self.metric),
+                float(self.beta),
+                float(self.amplifier),
+                float(self.alpha),
+                bool(self.fit_intercept),
+                SOLVER_CODES[self.solver],
+                float(self.learning_rate_init),
+                float(self.beta_1),
+                float(self.beta_2),
+                float(self.epsilon),
+                int(self.max_iter),
+                self.tol is not None,
                 0.0 if self.tol is None else float(self.tol),
-                int(self.n_iter_no_change), loss_curve,
+                int(self.n_iter_no_change),
+                loss_curve,
             )
         if n_iter < 0:
             raise ValueError(

@@ -21,7 +21,7 @@ from ._base import (
     normalized_sample_weight,
     proba_from_scores,
 )
-from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch, mlp_forward
+from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch
 from ._metrics import metric_code, score_labels
 
 _SOLVERS = {"adam": 0, "sgd": 1}
@@ -181,11 +181,17 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {
         **METRIC_PARAMETER_CONSTRAINTS,
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [StrOptions(set(ACTIVATION_CODES))],
         "solver": [StrOptions(set(_SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -300,11 +306,15 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
         """
         if not hasattr(self, "classes_"):
             if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit.")
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
             self.classes_ = unique_labels(classes)
             if self.classes_.shape[0] < 2:
                 raise ValueError("classes must hold at least two classes.")
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+        elif classes is not None and not np.array_equal(
+            unique_labels(classes), self.classes_
+        ):
             raise ValueError(
                 f"classes={classes!r} differs from the classes of the first call, "
                 f"{self.classes_!r}."
@@ -371,8 +381,10 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, incremental):
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if hidden.ndim != 1 or not np.issubdtype(hidden.dtype, np.integer) or np.any(
-            hidden < 1
+        if (
+            hidden.ndim != 1
+            or not np.issubdtype(hidden.dtype, np.integer)
+            or np.any(hidden < 1)
         ):
             raise ValueError(
                 "hidden_layer_sizes must be positive integers, got "
@@ -386,7 +398,8 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
             unknown = np.setdiff1d(np.unique(y), self.classes_)
             if unknown.size:
                 raise ValueError(
-                    f"y has labels {unknown!r} that are not in classes {self.classes_!r}."
+                    f"y has labels {unknown!r} that are not in the classes "
+                    f"{self.classes_!r} given to the first partial_fit."
                 )
             y_index = np.searchsorted(self.classes_, y)
         else:
@@ -417,8 +430,10 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping and not incremental:
             stratify = y_index if np.min(np.bincount(y_index)) >= 2 else None
             split = train_test_split(
-                np.arange(X.shape[0]), test_size=self.validation_fraction,
-                random_state=rng, stratify=stratify,
+                np.arange(X.shape[0]),
+                test_size=self.validation_fraction,
+                random_state=rng,
+                stratify=stratify,
             )
             train, val = split
             X_val, y_val = X[val], y_index[val]
@@ -437,6 +452,7 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"Got batch_size={batch_size} larger than the number of samples "
                 f"({n}); using {n}.",
                 UserWarning,
+                stacklevel=2,
             )
             batch_size = n
         max_iter = 1 if incremental else self.max_iter
@@ -447,12 +463,27 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
         for _ in range(max_iter):
             order = _stratified_order(y_index, self.shuffle, order_rng)
             loss, self._t_step = mlp_epoch(
-                X, Y, sw_kernel, order, theta, dims, ACTIVATION_CODES[self.activation],
-                metric_code(self.metric), float(self.beta), float(self.amplifier),
-                float(self.alpha), int(batch_size), _SOLVERS[self.solver],
-                float(self.learning_rate_init), float(self.momentum),
-                float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                self._m, self._v, self._t_step,
+                X,
+                Y,
+                sw_kernel,
+                order,
+                theta,
+                dims,
+                ACTIVATION_CODES[self.activation],
+                metric_code(self.metric),
+                float(self.beta),
+                float(self.amplifier),
+                float(self.alpha),
+                int(batch_size),
+                _SOLVERS[self.solver],
+                float(self.learning_rate_init),
+                float(self.momentum),
+                float(self.beta_1),
+                float(self.beta_2),
+                float(self.epsilon),
+                self._m,
+                self._v,
+                self._t_step,
             )
             if not np.isfinite(loss):
                 raise ValueError(
@@ -473,6 +504,7 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
                     f"AnyLossMLPClassifier: maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
+                    stacklevel=2,
                 )
         if X_val is not None:
             theta[:] = self._best_theta
@@ -486,7 +518,9 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
             self._set_layers(self._theta, dims, np.float64)
             pred = self.predict(X_val)
             y_pred_index = np.searchsorted(self.classes_, pred)
-            score = _metric_mean(self.metric, self.beta, y_val, y_pred_index, len(self.classes_))
+            score = _metric_mean(
+                self.metric, self.beta, y_val, y_pred_index, len(self.classes_)
+            )
             self.validation_scores_.append(score)
             improved = score > self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
@@ -522,7 +556,9 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
         self.coefs_, self.intercepts_ = [], []
         start = 0
         for n_in, n_out in zip(dims[:-1], dims[1:]):
-            self.coefs_.append(theta[start : start + n_in * n_out].reshape(n_in, n_out).astype(dtype))
+            self.coefs_.append(
+                theta[start : start + n_in * n_out].reshape(n_in, n_out).astype(dtype)
+            )
             start += n_in * n_out
             self.intercepts_.append(theta[start : start + n_out].astype(dtype))
             start += n_out
@@ -546,10 +582,14 @@ def _metric_mean(metric, beta, y_index, y_pred_index, n_classes):
     """The metric of hard predictions; one-vs-rest mean for a multiclass target."""
     if n_classes == 2:
         return score_labels(y_index == 1, y_pred_index == 1, metric=metric, beta=beta)
-    return float(np.mean([
-        score_labels(y_index == k, y_pred_index == k, metric=metric, beta=beta)
-        for k in range(n_classes)
-    ]))
+    return float(
+        np.mean(
+            [
+                score_labels(y_index == k, y_pred_index == k, metric=metric, beta=beta)
+                for k in range(n_classes)
+            ]
+        )
+    )
 
 
 _ACTIVATIONS = {

@@ -19,8 +19,15 @@ def amplified_naive(z, amplifier):
 
 
 def loss_and_gradient(
-    X, y01, sample_weight, theta, metric="f1", beta=1.0, amplifier=73.0,
-    alpha=0.0, fit_intercept=True,
+    X,
+    y01,
+    sample_weight,
+    theta,
+    metric="f1",
+    beta=1.0,
+    amplifier=73.0,
+    alpha=0.0,
+    fit_intercept=True,
 ):
     """Loss ``1 - M + alpha/2 |w|^2`` and its gradient with respect to ``theta``."""
     X = np.asarray(X, dtype=np.float64)
@@ -46,9 +53,20 @@ def loss_and_gradient(
 
 
 def fit_reference(
-    X, y01, sample_weight=None, metric="f1", beta=1.0, amplifier=73.0, alpha=0.0,
-    fit_intercept=True, learning_rate=0.01, max_iter=1000, beta_1=0.9,
-    beta_2=0.999, epsilon=1e-8, solver="adam",
+    X,
+    y01,
+    sample_weight=None,
+    metric="f1",
+    beta=1.0,
+    amplifier=73.0,
+    alpha=0.0,
+    fit_intercept=True,
+    learning_rate=0.01,
+    max_iter=1000,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    solver="adam",
 ):
     """Full-batch training from zero, ``max_iter`` iterations; returns ``theta``."""
     d = X.shape[1]

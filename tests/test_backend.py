@@ -37,7 +37,10 @@ def _run(script, **env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREAD")}
     full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-c", script], env=full_env, capture_output=True, text=True,
+        [sys.executable, "-c", script],
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
 

@@ -12,7 +12,8 @@ def _expected_failures(estimator):
                 "Mini-batch training: a weight of 2 and a repeated row fall into "
                 "different mini-batches, so the two fits differ by design (as for "
                 "MLPClassifier's stochastic solvers). With one full batch they are "
-                "equivalent: test_mlp.py::test_sample_weight_equals_repetition_full_batch."
+                "equivalent: see tests/test_mlp.py, "
+                "test_sample_weight_equals_repetition_full_batch."
             ),
         }
     return {}

@@ -32,13 +32,23 @@ def _totals(y, sw):
     return s[y == 1].sum(), s[y == 0].sum()
 
 
-def _kernel_loss_grad(variant, X, y, sw, theta, metric, beta=1.0, amp=73.0,
-                      alpha=0.0, fit_intercept=True):
+def _kernel_loss_grad(
+    variant, X, y, sw, theta, metric, beta=1.0, amp=73.0, alpha=0.0, fit_intercept=True
+):
     pos, neg = _totals(y, sw)
     f = getattr(loss_grad_linear, variant)
     loss, grad, _ = f(
-        X, y, np.empty(0) if sw is None else sw, theta, pos, neg, metric_code(metric),
-        beta, amp, alpha, fit_intercept,
+        X,
+        y,
+        np.empty(0) if sw is None else sw,
+        theta,
+        pos,
+        neg,
+        metric_code(metric),
+        beta,
+        amp,
+        alpha,
+        fit_intercept,
     )
     return loss, grad
 
@@ -64,18 +74,21 @@ def test_gradient_matches_finite_differences(metric, fit_intercept):
     if not fit_intercept:
         theta[-1] = 0.0
     amp = 10.0
-    _, grad = _kernel_loss_grad("serial", X, y, sw, theta, metric, 1.5, amp, 0.05,
-                                fit_intercept)
+    _, grad = _kernel_loss_grad(
+        "serial", X, y, sw, theta, metric, 1.5, amp, 0.05, fit_intercept
+    )
     for k in range(theta.shape[0] - (0 if fit_intercept else 1)):
         step = 1e-6
         up, down = theta.copy(), theta.copy()
         up[k] += step
         down[k] -= step
         fd = (
-            _kernel_loss_grad("serial", X, y, sw, up, metric, 1.5, amp, 0.05,
-                              fit_intercept)[0]
-            - _kernel_loss_grad("serial", X, y, sw, down, metric, 1.5, amp, 0.05,
-                                fit_intercept)[0]
+            _kernel_loss_grad(
+                "serial", X, y, sw, up, metric, 1.5, amp, 0.05, fit_intercept
+            )[0]
+            - _kernel_loss_grad(
+                "serial", X, y, sw, down, metric, 1.5, amp, 0.05, fit_intercept
+            )[0]
         ) / (2 * step)
         assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
     if not fit_intercept:
@@ -118,9 +131,27 @@ def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
     theta = np.zeros(X.shape[1] + 1)
     curve = np.empty(max_iter)
     n_iter = getattr(fit_linear, variant)(
-        X, y, np.empty(0) if sw is None else sw, theta, pos, neg, metric_code(metric),
-        1.0, 73.0, 0.0, True, SOLVER_CODES[solver], 0.01, 0.9, 0.999, 1e-8,
-        max_iter, tol is not None, 0.0 if tol is None else tol, 10, curve,
+        X,
+        y,
+        np.empty(0) if sw is None else sw,
+        theta,
+        pos,
+        neg,
+        metric_code(metric),
+        1.0,
+        73.0,
+        0.0,
+        True,
+        SOLVER_CODES[solver],
+        0.01,
+        0.9,
+        0.999,
+        1e-8,
+        max_iter,
+        tol is not None,
+        0.0 if tol is None else tol,
+        10,
+        curve,
     )
     return theta, n_iter, curve[:n_iter]
 

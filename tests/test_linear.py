@@ -22,8 +22,13 @@ def cancer():
 
 def _imbalanced(n=6000, seed=0):
     X, y = make_classification(
-        n_samples=n, n_features=12, n_informative=6, weights=[0.93], flip_y=0.02,
-        class_sep=0.8, random_state=seed,
+        n_samples=n,
+        n_features=12,
+        n_informative=6,
+        weights=[0.93],
+        flip_y=0.02,
+        class_sep=0.8,
+        random_state=seed,
     )
     return train_test_split(X, y, stratify=y, test_size=0.5, random_state=seed)
 

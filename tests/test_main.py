@@ -26,6 +26,7 @@ def test_main_prints_the_table(capsys):
 def test_module_entry_point_rejects_unknown_metric():
     result = subprocess.run(
         [sys.executable, "-m", "sk_anyloss", "--metric", "auc"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "invalid choice" in result.stderr

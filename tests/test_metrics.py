@@ -58,7 +58,9 @@ def test_hard_labels_match_sklearn(build, name, weighted):
         sw = rng.uniform(0.1, 3.0, n) if weighted else None
         cm = confusion_sums(y, y_pred, sw)
         got = f(metric_code(name), *cm, beta)[0]
-        assert got == pytest.approx(_sklearn_value(name, y, y_pred, sw, beta), rel=1e-12)
+        assert got == pytest.approx(
+            _sklearn_value(name, y, y_pred, sw, beta), rel=1e-12
+        )
 
 
 @pytest.mark.parametrize("name", METRIC_NAMES)

@@ -20,7 +20,9 @@ def cancer():
 
 
 def _small(**params):
-    return AnyLossMLPClassifier(**{"hidden_layer_sizes": (8,), "random_state": 0, **params})
+    return AnyLossMLPClassifier(
+        **{"hidden_layer_sizes": (8,), "random_state": 0, **params}
+    )
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -72,7 +74,9 @@ def test_predict_is_proba_at_one_half(cancer):
     np.testing.assert_array_equal(clf.predict(X), (proba[:, 1] >= 0.5).astype(int))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert clf.score(X, y) > 0.95
-    assert clf.n_layers_ == 3 and clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    assert (
+        clf.n_layers_ == 3 and clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    )
     assert [W.shape for W in clf.coefs_] == [(30, 8), (8, 1)]
     assert clf.best_loss_ == min(clf.loss_curve_) and clf.validation_scores_ is None
     assert clf.t_ == clf.n_iter_ * X.shape[0]
@@ -111,8 +115,9 @@ def test_sample_weight_equals_repetition_full_batch(cancer):
         weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-5
     )
     unweighted = _small(**params).fit(X, y)  # the weights do make a difference
-    assert not np.allclose(weighted.predict_proba(X), unweighted.predict_proba(X),
-                           rtol=1e-3)
+    assert not np.allclose(
+        weighted.predict_proba(X), unweighted.predict_proba(X), rtol=1e-3
+    )
 
 
 def test_float32_stays_float32(cancer):
