@@ -46,18 +46,19 @@ def encode_target(y):
 
 
 def normalized_sample_weight(sample_weight, X):
-    """Validated sample weights scaled to sum to one, or ``None`` if unweighted.
+    """Validated sample weights scaled to sum to one, and their raw total.
 
-    Metrics are scale-invariant; the normalisation keeps the soft confusion
-    matrix in [0, 1] whatever the weights' scale, so the kernels' epsilon guards
-    stay inactive on real data.
+    Returns ``(None, n_samples)`` when unweighted. Metrics are scale-invariant;
+    the normalisation keeps the soft confusion matrix in [0, 1] whatever the
+    weights' scale, so the kernels' epsilon guards stay inactive on real data.
     """
     if sample_weight is None:
-        return None
+        return None, float(X.shape[0])
     sw = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-    return sw / sw.sum()  # not zero: _check_sample_weight rejects all-zero weights
+    total = float(sw.sum())  # not zero: _check_sample_weight rejects all-zero weights
+    return sw / total, total
 
 
 def binary_problems(y_index, n_classes):

@@ -303,8 +303,9 @@ loss_grad_linear = _Variants(_loss_grad_source)
 # several threads and partitions the output, so results do not depend on the
 # thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)`` and is trained
 # on ``1 - M`` of its own soft confusion matrix (one-vs-rest); the batch loss
-# is the mean over outputs plus ``alpha / (2 b) * sum |W_l|^2`` (b: batch
-# size), as in scikit-learn's MLPClassifier.
+# is the mean over outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
+# scikit-learn's MLPClassifier, with ``b`` the batch's total sample weight (its
+# size when unweighted), so that a weight of 2 acts as a repeated row.
 
 ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
@@ -331,39 +332,39 @@ def _weights(theta, dims, offsets, layer):
 
 @njit(inline="always")
 def _activate(Z, code):
-    """Apply the hidden activation in place."""
-    if code == 0:
-        return
+    """Apply the hidden activation in place.
+
+    One loop per activation, so that each loop is branch-free and vectorises.
+    """
     flat = Z.reshape(-1)
-    for i in range(flat.shape[0]):
-        z = flat[i]
-        if code == 1:
-            if z >= 0.0:
-                flat[i] = 1.0 / (1.0 + math.exp(-z))
-            else:
-                e = math.exp(z)
-                flat[i] = e / (1.0 + e)
-        elif code == 2:
-            flat[i] = math.tanh(z)
-        else:
-            flat[i] = z if z > 0.0 else 0.0
+    if code == 1:
+        for i in range(flat.shape[0]):
+            # exp(-|z|) never overflows; both branches give sigmoid(z).
+            e = math.exp(-abs(flat[i]))
+            r = 1.0 / (1.0 + e)
+            flat[i] = r if flat[i] >= 0.0 else e * r
+    elif code == 2:
+        for i in range(flat.shape[0]):
+            flat[i] = math.tanh(flat[i])
+    elif code == 3:
+        for i in range(flat.shape[0]):
+            flat[i] = max(flat[i], 0.0)
 
 
 @njit(inline="always")
 def _scale_by_derivative(delta, A, code):
     """``delta *= f'(z)``, with ``f'`` written in terms of ``A = f(z)``."""
-    if code == 0:
-        return
     flat_d = delta.reshape(-1)
     flat_a = A.reshape(-1)
-    for i in range(flat_d.shape[0]):
-        a = flat_a[i]
-        if code == 1:
-            flat_d[i] *= a * (1.0 - a)
-        elif code == 2:
-            flat_d[i] *= 1.0 - a * a
-        elif a <= 0.0:
-            flat_d[i] = 0.0
+    if code == 1:
+        for i in range(flat_d.shape[0]):
+            flat_d[i] *= flat_a[i] * (1.0 - flat_a[i])
+    elif code == 2:
+        for i in range(flat_d.shape[0]):
+            flat_d[i] *= 1.0 - flat_a[i] * flat_a[i]
+    elif code == 3:
+        for i in range(flat_d.shape[0]):
+            flat_d[i] = flat_d[i] if flat_a[i] > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -383,11 +384,11 @@ def mlp_forward(X, theta, dims, activation):
 
 
 @njit(cache=True, nogil=True)
-def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, alpha, grad):
+def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, l2, grad):
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
 
     ``X`` (b, d) float64, ``Y`` (b, n_outputs) 0/1 uint8, ``s`` (b,) weights
-    summing to one.
+    summing to one; the penalty is ``l2 / 2 * sum |W_l|^2``.
     """
     offsets = _layer_offsets(dims)
     n_layers = dims.shape[0] - 1
@@ -422,14 +423,14 @@ def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, alpha
     for layer in range(n_layers - 1, -1, -1):
         W, _ = _weights(theta, dims, offsets, layer)
         gW, gb = _weights(grad, dims, offsets, layer)
-        gW[:, :] = np.dot(acts[layer].T, delta) + (alpha / b) * W
+        gW[:, :] = np.dot(acts[layer].T, delta) + l2 * W
         penalty += np.sum(W * W)
         for j in range(gb.shape[0]):
             gb[j] = np.sum(delta[:, j])
         if layer > 0:
             delta = np.dot(delta, W.T)
             _scale_by_derivative(delta, acts[layer], activation)
-    return loss + 0.5 * alpha * penalty / b
+    return loss + 0.5 * l2 * penalty
 
 
 @njit(cache=True, nogil=True)
@@ -455,12 +456,15 @@ def mlp_epoch(
     m,
     v,
     t,
+    weight_total,
 ):
     """One pass over the rows ``order`` in mini-batches, updating ``theta``.
 
     ``solver`` 0 is Adam (moments ``m``, ``v``; ``t`` steps so far), 1 is SGD
-    with momentum (velocity ``m``).  Returns ``(mean batch loss, t)``, or a
-    NaN loss if the loss, the gradient or the weights became non-finite.
+    with momentum (velocity ``m``).  ``weight_total`` is the sum of the raw
+    sample weights (``sw`` is normalised to sum to one).  Returns
+    ``(mean batch loss, t)``, or a NaN loss if the loss, the gradient or the
+    weights became non-finite.
     """
     n = order.shape[0]
     d = X.shape[1]
@@ -485,8 +489,9 @@ def mlp_epoch(
         if not mass > 0.0:
             continue  # every sample of this batch has zero weight
         sb /= mass
+        l2 = alpha / (mass * weight_total if weighted else mass)
         loss = mlp_loss_grad(
-            Xb, Yb, sb, theta, dims, activation, code, beta, amplifier, alpha, grad
+            Xb, Yb, sb, theta, dims, activation, code, beta, amplifier, l2, grad
         )
         t += 1
         finite = math.isfinite(loss)

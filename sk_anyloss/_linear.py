@@ -210,7 +210,7 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
-        sw = normalized_sample_weight(sample_weight, X)
+        sw, _ = normalized_sample_weight(sample_weight, X)
         problems = binary_problems(y_index, self.classes_.shape[0])
         labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
 

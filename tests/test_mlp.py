@@ -1,7 +1,11 @@
+import warnings
+
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_wine
-from sklearn.exceptions import NotFittedError
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -65,6 +69,30 @@ def test_forward_pass_is_mlpclassifiers(cancer, activation):
     np.testing.assert_allclose(
         ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9, atol=1e-15
     )
+
+
+def test_f1_model_beats_mlpclassifier_on_f1():
+    # Ten imbalanced tasks (one digit against the rest: 10 % positives), the
+    # same network for both; AnyLoss trained for F1, MLPClassifier on log-loss.
+    X, digit = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ours, theirs = [], []
+    for positive in range(10):
+        y = (digit == positive).astype(int)
+        X_tr, X_te, y_tr, y_te = train_test_split(
+            X, y, stratify=y, test_size=0.5, random_state=0
+        )
+        for scores, model in [
+            (ours, AnyLossMLPClassifier(hidden_layer_sizes=(32,), random_state=0)),
+            (theirs, MLPClassifier(hidden_layer_sizes=(32,), random_state=0)),
+        ]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X_tr, y_tr)
+            scores.append(f1_score(y_te, model.predict(X_te)))
+    ours, theirs = np.array(ours), np.array(theirs)
+    assert ours.mean() > theirs.mean() + 0.005, (ours.mean(), theirs.mean())
+    assert np.sum(ours > theirs) >= 6, (ours, theirs)
 
 
 def test_predict_is_proba_at_one_half(cancer):
