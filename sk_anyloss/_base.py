@@ -107,3 +107,55 @@ def labels_from_scores(scores, classes):
     if scores.ndim == 1:
         return classes[(expit(scores) >= 0.5).astype(np.intp)]
     return classes[np.argmax(scores, axis=1)]
+
+
+class ScorePredictionsMixin:
+    """``predict``, ``predict_proba`` and ``predict_log_proba`` of both
+    estimators, from the raw output scores ``self._scores(X)``."""
+
+    def predict(self, X):
+        """Predict class labels: the positive class where ``p >= 0.5``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels; for a multiclass target, the class with the
+            highest one-vs-rest score.
+        """
+        return labels_from_scores(self._scores(X), self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            ``[1 - p, p]`` with ``p = sigmoid(z)`` of the output score ``z`` for
+            a binary target; the normalised one-vs-rest probabilities otherwise.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed without underflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities of the classes, in the order of ``classes_``.
+        """
+        return proba_from_scores(self._scores(X))

@@ -12,18 +12,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _backend
 from ._base import (
     METRIC_PARAMETER_CONSTRAINTS,
+    ScorePredictionsMixin,
     binary_problems,
     class_weight_totals,
     encode_target,
-    labels_from_scores,
     normalized_sample_weight,
-    proba_from_scores,
 )
 from ._kernels_cpu import SOLVER_CODES, fit_linear
 from ._metrics import metric_code
 
 
-class AnyLossClassifier(ClassifierMixin, BaseEstimator):
+class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     """Linear classifier trained to maximise a confusion-matrix metric.
 
     The model is ``p = sigmoid(X @ w + b)``. Training minimises
@@ -297,49 +296,5 @@ class AnyLossClassifier(ClassifierMixin, BaseEstimator):
         scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
-    def predict(self, X):
-        """Predict class labels: the positive class where ``p >= 0.5``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels; for a multiclass target, the class with the
-            highest one-vs-rest score.
-        """
-        return labels_from_scores(self.decision_function(X), self.classes_)
-
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            ``[1 - p, p]`` with ``p = sigmoid(decision_function(X))`` for a
-            binary problem; the normalised one-vs-rest probabilities otherwise.
-        """
-        return np.exp(self.predict_log_proba(X))
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed without underflow.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities of the classes, in the order of ``classes_``.
-        """
-        return proba_from_scores(self.decision_function(X))
+    def _scores(self, X):
+        return self.decision_function(X)

@@ -15,11 +15,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import (
     METRIC_PARAMETER_CONSTRAINTS,
+    ScorePredictionsMixin,
     class_weight_totals,
     encode_target,
-    labels_from_scores,
     normalized_sample_weight,
-    proba_from_scores,
 )
 from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch
 from ._metrics import metric_code, score_labels
@@ -27,7 +26,7 @@ from ._metrics import metric_code, score_labels
 _SOLVERS = {"adam": 0, "sgd": 1}
 
 
-class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
+class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron trained to maximise a confusion-matrix metric.
 
     The network is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier`
@@ -326,52 +325,6 @@ class AnyLossMLPClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_!r}."
             )
         return self._fit(X, y, sample_weight, incremental=True)
-
-    def predict(self, X):
-        """Predict class labels: the positive class where ``p >= 0.5``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels (multiclass: the class with the highest score).
-        """
-        return labels_from_scores(self._scores(X), self.classes_)
-
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            ``[1 - p, p]`` for a binary target; the normalised one-vs-rest
-            probabilities otherwise.
-        """
-        return np.exp(self.predict_log_proba(X))
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed without underflow.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities of the classes, in the order of ``classes_``.
-        """
-        return proba_from_scores(self._scores(X))
 
     # -- internals ---------------------------------------------------------
 
