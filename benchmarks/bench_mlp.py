@@ -396,7 +396,7 @@ def _loss_grad_only(
             code,
             1.0,
             amplifier,
-            alpha,
+            alpha / (stop - start),  # the L2 factor of an unweighted batch
             grad,
         )
     return check
@@ -475,6 +475,7 @@ def profile_epoch(n, d, hidden, batch_size, repeats):
             np.zeros(n_params),
             np.zeros(n_params),
             0,
+            float(n),
         )
 
     def loss_grad(activation):
