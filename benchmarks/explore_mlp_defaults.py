@@ -23,7 +23,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_anyloss import AnyLossMLPClassifier
+from sk_anyloss import AnyLossMLPClassifier, _mlp
 
 
 def tasks():
@@ -55,12 +55,25 @@ CANDIDATES = {
 }
 
 
+def _plain_order(y_index, shuffle, rng):
+    """Batch order of the ablation: a plain permutation, classes ignored."""
+    n = y_index.shape[0]
+    return rng.permutation(n) if shuffle else np.arange(n)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only", help="run only the candidates whose label contains this text"
     )
+    parser.add_argument(
+        "--plain-batches",
+        action="store_true",
+        help="ablation: plain shuffled mini-batches instead of stratified ones",
+    )
     args = parser.parse_args(argv)
+    if args.plain_batches:
+        _mlp._stratified_order = _plain_order
     warnings.simplefilter("ignore", ConvergenceWarning)
     data = list(tasks())
     print("| model | " + " | ".join(n for n, _, _ in data) + " | mean | fit s |")
