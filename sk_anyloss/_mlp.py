@@ -463,7 +463,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
             if self._update_no_improvement(loss, X_val, y_val, dims):
                 break
         else:
-            if not incremental and self.max_iter > 0:
+            if not incremental:
                 warnings.warn(
                     f"AnyLossMLPClassifier: maximum iterations ({self.max_iter}) "
                     "reached and the optimization hasn't converged yet.",
