@@ -3,7 +3,7 @@
 The same eight tasks and protocol as ``explore_mlp_defaults.py``. Each fold
 first fits ``MLPClassifier`` (the same architecture and seed) for a few
 epochs, copies its weights into an ``AnyLossMLPClassifier`` with the default
-settings (through its private parameter vector: an experiment, not an API),
+settings (``warm_start=True`` continues from ``coefs_`` and ``intercepts_``),
 and continues on the metric loss.
 
     python benchmarks/explore_mlp_warm_start.py
@@ -26,13 +26,11 @@ from sk_anyloss import AnyLossMLPClassifier
 def warm_started(X, y, log_loss_epochs, **params):
     base = MLPClassifier(random_state=0, max_iter=log_loss_epochs).fit(X, y)
     model = AnyLossMLPClassifier(random_state=0, warm_start=True, max_iter=1, **params)
-    model.fit(X, y)  # builds the network and its optimizer state
-    model._theta[:] = np.concatenate(
-        [np.concatenate([W.ravel(), b]) for W, b in zip(base.coefs_, base.intercepts_)]
-    )
-    model._m[:] = 0.0
-    model._v[:] = 0.0
-    model._t_step = 0
+    model.fit(X, y)  # builds the network of the same shape
+    # warm_start continues from coefs_ and intercepts_; a fresh optimizer state
+    # is not exposed, so the Adam moments of that one epoch carry over.
+    model.coefs_ = [W.copy() for W in base.coefs_]
+    model.intercepts_ = [b.copy() for b in base.intercepts_]
     return model.set_params(max_iter=200).fit(X, y)
 
 

@@ -381,7 +381,15 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
                 "The network of the previous fit has another shape; use "
                 "warm_start=False or the same hidden_layer_sizes and classes."
             )
-        if not reuse:
+        if reuse:
+            # Continue from the public weights, as MLPClassifier does.
+            self._theta = np.concatenate(
+                [
+                    np.concatenate([W.ravel(), b])
+                    for W, b in zip(self.coefs_, self.intercepts_)
+                ]
+            ).astype(np.float64)
+        else:
             self._initialize(dims, rng)
         theta = self._theta
 

@@ -225,3 +225,17 @@ def test_bad_data(cancer):
         _small().predict(X)
     with pytest.raises(ValueError, match="features"):
         _small(max_iter=2).fit(X, y).predict(X[:, :3])
+
+
+def test_warm_start_continues_from_the_public_weights(cancer):
+    X, y = cancer
+    clf = _small(max_iter=2, warm_start=True)
+    with pytest.warns(Warning):
+        clf.fit(X, y)
+    clf.coefs_ = [np.zeros_like(W) for W in clf.coefs_]
+    clf.intercepts_ = [np.zeros_like(b) for b in clf.intercepts_]
+    clf.set_params(max_iter=1, learning_rate_init=1e-12)
+    with pytest.warns(Warning):
+        clf.fit(X, y)
+    # One step of size ~1e-12 from zero weights: still (almost) zero.
+    assert all(np.abs(W).max() < 1e-9 for W in clf.coefs_)
