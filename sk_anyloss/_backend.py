@@ -26,7 +26,9 @@ from contextlib import contextmanager
 import numba
 
 # Below this many matrix entries per epoch, starting threads costs more than
-# it saves (measured with benchmarks/bench_linear.py).
+# it saves. On 2 cores the crossover measured between 100,000 and 800,000
+# entries from run to run (benchmarks/parallel_threshold.py, figures in
+# benchmarks/README.md); re-measure on larger machines.
 PARALLEL_MIN_ENTRIES = 200_000
 
 _parallel_lock = threading.Lock()
