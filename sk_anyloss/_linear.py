@@ -242,7 +242,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
 
     def _fit_binary(self, X, y01, sw, pos, neg):
         n, d = X.shape
-        theta = np.zeros(d + 1)
+        theta = self._initial_theta(X, y01, sw)
         loss_curve = np.empty(self.max_iter)
         with _backend.cpu_kernel(fit_linear, n * d) as kernel:
             n_iter = kernel(
@@ -276,6 +276,10 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
                 "StandardScaler) or lower learning_rate_init."
             )
         return theta, loss_curve[:n_iter].tolist()
+
+    def _initial_theta(self, X, y01, sw):
+        """Starting point ``[coef, intercept]`` of one binary problem: zero."""
+        return np.zeros(X.shape[1] + 1)
 
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -27,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils import _safe_indexing
 from sklearn.utils.class_weight import compute_sample_weight
 
 from ._linear import AnyLossClassifier
@@ -56,10 +58,9 @@ def _frame(X, columns=None):
 
 
 def _breast_cancer():
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    return _frame(data.data, data.feature_names), 1 - data.target  # malignant
+    # A plain array: the main job runs it without the bench extra (no pandas).
+    X, y = load_breast_cancer(return_X_y=True)
+    return X, 1 - y  # positive = malignant
 
 
 def _common(name):
@@ -178,8 +179,13 @@ def load(key):
     return dataset.load()
 
 
-def preprocessing():
-    """Impute, one-hot encode the categorical columns, standardise: every model."""
+def preprocessing(X):
+    """Impute, one-hot encode the categorical columns, standardise: every model.
+
+    ``X`` only tells a DataFrame (categorical columns possible) from an array.
+    """
+    if not hasattr(X, "iloc"):
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     numeric = make_pipeline(SimpleImputer(strategy="median"))
     categorical = make_pipeline(
         SimpleImputer(strategy="most_frequent"),
@@ -266,8 +272,9 @@ def _fit_score(model, metric, X, y, folds):
     for train, test in folds:
         # The preprocessing is fitted outside the timed region: the fit time
         # is the model's own.
-        prep = preprocessing().fit(X.iloc[train], y[train])
-        X_train, X_test = prep.transform(X.iloc[train]), prep.transform(X.iloc[test])
+        prep = preprocessing(X).fit(_safe_indexing(X, train))
+        X_train = prep.transform(_safe_indexing(X, train))
+        X_test = prep.transform(_safe_indexing(X, test))
         estimator = model.make(metric)
         fit_params = {}
         if model.balanced_weights:
