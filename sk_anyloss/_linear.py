@@ -1,6 +1,7 @@
 """AnyLossClassifier: a linear model trained on a confusion-matrix metric."""
 
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +19,7 @@ from ._base import (
     encode_target,
     normalized_sample_weight,
 )
+from ._device import DEVICES, cuda_kernels, resolve_device
 from ._kernels_cpu import SOLVER_CODES, fit_linear
 from ._metrics import metric_code
 
@@ -85,6 +87,13 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     verbose : int, default=0
         If positive, print the loss of every iteration once training ends.
 
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train. ``"cuda"`` trains on an NVIDIA GPU (needs the ``cuda``
+        extra, ``pip install sk_anyloss[cuda]``, and raises an error if no GPU
+        is usable); ``"auto"`` uses a GPU when one is usable and the CPU
+        otherwise. The fitted attributes are NumPy arrays either way:
+        prediction always runs on the CPU.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -148,6 +157,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -168,6 +178,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         epsilon=1e-8,
         random_state=None,
         verbose=0,
+        device="cpu",
     ):
         self.metric = metric
         self.beta = beta
@@ -184,6 +195,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         self.epsilon = epsilon
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -214,10 +226,14 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
 
         n, d = X.shape
+        gpu_fit = None
+        if resolve_device(self.device) == "cuda":
+            # The data go to the GPU once, for every one-vs-rest problem.
+            gpu_fit = cuda_kernels().LinearFit(X, sw)
         thetas, curves = [], []
         for y01, label in zip(problems, labels):
             pos, neg = class_weight_totals(y01, sw, label)
-            theta, curve = self._fit_binary(X, y01, sw, pos, neg)
+            theta, curve = self._fit_binary(X, y01, sw, pos, neg, gpu_fit)
             thetas.append(theta)
             curves.append(curve)
 
@@ -240,11 +256,15 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
             )
         return self
 
-    def _fit_binary(self, X, y01, sw, pos, neg):
+    def _fit_binary(self, X, y01, sw, pos, neg, gpu_fit=None):
         n, d = X.shape
         theta = self._initial_theta(X, y01, sw)
         loss_curve = np.empty(self.max_iter)
-        with _backend.cpu_kernel(fit_linear, n * d) as kernel:
+        if gpu_fit is None:
+            context = _backend.cpu_kernel(fit_linear, n * d)
+        else:
+            context = nullcontext(gpu_fit)
+        with context as kernel:
             n_iter = kernel(
                 X,
                 y01,

@@ -20,6 +20,7 @@ from ._base import (
     encode_target,
     normalized_sample_weight,
 )
+from ._device import DEVICES, cuda_kernels, resolve_device
 from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch
 from ._metrics import metric_code, score_labels
 
@@ -120,6 +121,13 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
 
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train. ``"cuda"`` trains on an NVIDIA GPU (needs the ``cuda``
+        extra, ``pip install sk_anyloss[cuda]``, and raises an error if no GPU
+        is usable); ``"auto"`` uses a GPU when one is usable and the CPU
+        otherwise. The fitted attributes are NumPy arrays either way:
+        prediction always runs on the CPU.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -211,6 +219,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -238,6 +247,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        device="cpu",
     ):
         self.metric = metric
         self.beta = beta
@@ -261,6 +271,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.device = device
 
     # -- public API --------------------------------------------------------
 
@@ -429,11 +440,15 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         max_iter = 1 if incremental else self.max_iter
 
         sw_kernel = np.empty(0) if sw is None else sw
+        epoch = mlp_epoch
+        if resolve_device(self.device) == "cuda":
+            # The data go to the GPU once; each epoch runs there.
+            epoch = cuda_kernels().MLPEpoch(X, Y, sw_kernel)
         seed = rng.randint(np.iinfo(np.int32).max)
         order_rng = np.random.RandomState(seed)
         for _ in range(max_iter):
             order = _stratified_order(y_index, self.shuffle, order_rng)
-            loss, self._t_step = mlp_epoch(
+            loss, self._t_step = epoch(
                 X,
                 Y,
                 sw_kernel,
