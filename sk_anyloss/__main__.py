@@ -1,77 +1,54 @@
 """The demonstration: AnyLoss against log-loss baselines on real data.
 
-    python -m sk_anyloss [--metric f1 gmean ...] [--folds 5]
+    python -m sk_anyloss [--metric f1 gmean ...] [--models linear mlp]
+                         [--suite | --quick] [--folds 5] [--plot out.png]
 
-Trains on scikit-learn's bundled breast-cancer data (positive class:
-malignant) with stratified cross-validation and prints, for each metric, the
-test score and fit time of ``AnyLossClassifier`` trained for that metric
-against logistic regression, class-weighted logistic regression and logistic
-regression with a decision threshold tuned for the metric.
+By default trains on scikit-learn's bundled breast-cancer data (positive
+class: malignant); ``--suite`` runs the whole offline benchmark suite and
+``--quick`` its small datasets (both need the ``bench`` extra). For each
+metric, the AnyLoss estimators trained for it are compared, with stratified
+cross-validation and the same preprocessing, against log-loss models, their
+class-weighted versions and log-loss models with a decision threshold tuned
+for the metric.
 """
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import make_scorer
-from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from ._linear import AnyLossClassifier
-from ._metrics import METRIC_NAMES, score_labels
+from . import _suite
+from ._metrics import METRIC_NAMES
 
 DEFAULT_METRICS = ("f1", "balanced_accuracy", "gmean", "mcc")
 
 
-def _models(metric):
-    scorer = make_scorer(score_labels, metric=metric)
-    return {
-        f"AnyLossClassifier({metric!r})": AnyLossClassifier(metric),
-        "LogisticRegression()": LogisticRegression(),
-        "LogisticRegression(balanced)": LogisticRegression(class_weight="balanced"),
-        "TunedThreshold(LogisticRegression)": TunedThresholdClassifierCV(
-            LogisticRegression(), scoring=scorer, random_state=0
-        ),
-    }
+def summary_table(records, metric):
+    """Markdown table: each model's mean test ``metric`` and fit time.
 
-
-def compare(X, y, metrics, n_folds=5, seed=0):
-    """Cross-validated score and fit time of every model for every metric.
-
-    Returns a list of ``(metric, model, mean score, std score, mean fit s)``.
+    Means over the datasets of ``records``; the AnyLoss rows and the
+    tuned-threshold rows are the models trained or tuned for ``metric``.
     """
-    cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    rows = []
-    for metric in metrics:
-        for label, model in _models(metric).items():
-            scores, times = [], []
-            for train, test in cv.split(X, y):
-                pipe = make_pipeline(StandardScaler(), model)
-                start = time.perf_counter()
-                pipe.fit(X[train], y[train])
-                times.append(time.perf_counter() - start)
-                scores.append(
-                    score_labels(y[test], pipe.predict(X[test]), metric=metric)
-                )
-            rows.append(
-                (metric, label, np.mean(scores), np.std(scores), np.mean(times))
-            )
-    return rows
-
-
-def format_table(rows):
     lines = [
-        "| metric | model | test score (mean +- std) | fit time (ms) |",
-        "|---|---|---|---|",
+        f"| model | {metric} (mean over datasets) | fit time per fold (ms) |",
+        "|---|---|---|",
     ]
-    for metric, label, mean, std, fit_s in rows:
-        lines.append(
-            f"| {metric} | {label} | {mean:.4f} +- {std:.4f} | {1e3 * fit_s:.1f} |"
-        )
+    families = list(dict.fromkeys(r["family"] for r in records))
+    for family in families:
+        for model in _suite.MODEL_FAMILIES[family]():
+            got = [
+                r
+                for r in records
+                if r["family"] == family
+                and r["model"] == model.label
+                and r["trained_for"] in (None, metric)
+            ]
+            if not got:
+                continue
+            label = f"**{model.label}**" if model.anyloss else model.label
+            score = np.mean([r["scores"][metric] for r in got])
+            fit_ms = 1e3 * np.mean([r["fit_s"] for r in got])
+            lines.append(f"| {label} | {score:.4f} | {fit_ms:.1f} |")
     return "\n".join(lines)
 
 
@@ -87,29 +64,64 @@ def main(argv=None):
         choices=METRIC_NAMES,
         help="metrics to train for and report (default: %(default)s)",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(_suite.MODEL_FAMILIES),
+        choices=list(_suite.MODEL_FAMILIES),
+        help="model families to compare (default: %(default)s)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--suite",
+        action="store_true",
+        help="every dataset of the benchmark suite (bench extra; long)",
+    )
+    where.add_argument(
+        "--quick", action="store_true", help="the suite's small datasets (bench extra)"
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument("--plot", metavar="PATH", help="save the plot to PATH (png)")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
 
-    X, y = load_breast_cancer(return_X_y=True)
-    y = 1 - y  # positive class = malignant (37 %)
+    if args.suite or args.quick:
+        keys = [k for k, d in _suite.DATASETS.items() if d.quick or args.suite]
+    else:
+        keys = ["breast_cancer"]
+    try:
+        if args.plot:
+            _suite.require("matplotlib")
+        datasets = {k: _suite.load(k) for k in keys}
+    except ImportError as exc:
+        parser.exit(2, f"sk-anyloss: error: {exc}\n")
     print(
-        f"breast cancer: {X.shape[0]} samples, {X.shape[1]} features, "
-        f"{100 * y.mean():.1f} % positive; {args.folds}-fold stratified CV, "
-        "StandardScaler in front of every model\n"
+        f"{len(keys)} dataset(s): {', '.join(keys)}; {args.folds}-fold stratified "
+        "CV, the same preprocessing (impute, one-hot, standardise) for every "
+        "model; scores at each model's own decision rule\n"
     )
+
     start = time.perf_counter()
-    AnyLossClassifier(max_iter=1, tol=None).fit(X, y)
+    _suite.warm_up()
     print(
-        f"first fit in this process: {time.perf_counter() - start:.2f} s (compiles "
-        "the kernels on the first run, then loads them from Numba's disk cache); "
+        f"first fits in this process: {time.perf_counter() - start:.2f} s (compile "
+        "the kernels on the first run, then load them from Numba's disk cache); "
         "not counted in the fit times below\n"
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
-        rows = compare(X, y, args.metric, args.folds)
-    print(format_table(rows))
+    records = _suite.run(
+        keys,
+        args.metric,
+        args.models,
+        n_folds=args.folds,
+        log=lambda line: print(line, flush=True),
+        loaded=datasets,
+    )
+    for metric in args.metric:
+        print(f"\n{summary_table(records, metric)}")
+    if args.plot:
+        _suite.plot(records, args.metric, args.plot)
+        print(f"\nplot saved to {args.plot}")
     return 0
 
 

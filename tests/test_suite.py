@@ -1,0 +1,87 @@
+"""The benchmark suite's loaders, preprocessing, runner, tables and plot."""
+
+import numpy as np
+import pytest
+
+from sk_anyloss import _suite
+
+# rows, positive %: the documented shape of each dataset.
+EXPECTED = {
+    "haberman": (306, 26.5),
+    "ionosphere": (351, 35.9),
+    "saheart": (462, 34.6),
+    "breast_cancer": (569, 37.3),
+    "wisconsin": (683, 35.0),
+    "pima": (768, 34.9),
+    "vehicle2": (846, 25.8),
+    "pc1": (1109, 6.9),
+    "yeast4": (1484, 3.4),
+    "kc1": (2109, 15.5),
+    "abalone19": (4174, 0.77),
+    "mlc_churn": (5000, 14.1),
+    "satimage": (6435, 9.7),
+    "default": (10000, 3.3),
+    "fars": (100968, 8.6),
+    "flights_cancelled": (336776, 2.45),
+}
+
+
+def test_the_suite_is_the_documented_one():
+    assert list(_suite.DATASETS) == list(EXPECTED)
+
+
+@pytest.mark.parametrize("key", list(EXPECTED))
+def test_dataset_loads_with_the_minority_as_one(key):
+    X, y = _suite.load(key)
+    n, percent = EXPECTED[key]
+    assert X.shape[0] == y.shape[0] == n
+    assert set(np.unique(y)) == {0, 1}
+    assert 100 * y.mean() == pytest.approx(percent, abs=0.06)
+
+
+def test_leak_columns_are_dropped():
+    X, _ = _suite.load("fars")
+    assert not {"RACE", "HISPANIC_ORIGIN", "INJURY_SEVERITY"} & set(X.columns)
+    X, _ = _suite.load("flights_cancelled")
+    assert set(X.columns) == {
+        "month",
+        "day",
+        "sched_dep_time",
+        "sched_arr_time",
+        "carrier",
+        "origin",
+        "dest",
+        "distance",
+        "hour",
+        "minute",
+    }
+
+
+def test_preprocessing_imputes_encodes_and_standardises():
+    X, y = _suite.load("mlc_churn")
+    X = X.copy()
+    X.iloc[::7, 0] = None  # a categorical column with holes
+    X.iloc[::5, 5] = np.nan  # and a numeric one
+    Z = _suite.preprocessing(X).fit_transform(X)
+    assert Z.dtype == np.float64 and np.isfinite(Z).all()
+    assert Z.shape[1] > X.shape[1]  # the categoricals became indicator columns
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-9)
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"unknown dataset 'iris'; the suite has"):
+        _suite.load("iris")
+
+
+def test_run_tables_and_plot(tmp_path):
+    records = _suite.run(["haberman", "pima"], ["f1"], ("linear",), n_folds=2)
+    # Metric-free baselines once per dataset, the others once per metric.
+    assert len(records) == 2 * 4
+    assert all(np.isfinite(list(r["scores"].values())).all() for r in records)
+    table = _suite.tables(records, "f1", "linear")
+    lines = table.splitlines()
+    assert lines[2].startswith("| haberman | 306 | 26.5 |")
+    wins = lines[-2].split("|")[4:7]
+    assert all(sum(map(int, cell.split("/"))) == 2 for cell in wins)
+    _suite.plot(records, ["f1"], tmp_path / "suite.png")
+    assert (tmp_path / "suite.png").stat().st_size > 10_000
