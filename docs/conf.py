@@ -44,10 +44,6 @@ html_theme = "alabaster"
 html_title = f"sk_anyloss {release}"
 html_static_path = []
 
-# The examples use every core they are given; the documentation build caps
-# the machine at two.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
