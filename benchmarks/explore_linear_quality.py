@@ -34,43 +34,89 @@ class _LogisticStart(AnyLossClassifier):
         return np.r_[lr.coef_.ravel(), lr.intercept_]
 
 
+class _AdamStart(AnyLossClassifier):
+    """Starts from ``steps`` Adam steps on the class-balanced log-loss."""
+
+    def __init__(self, metric="f1", *, steps=100, step_size=0.1, **params):
+        super().__init__(metric, **params)
+        self.steps = steps
+        self.step_size = step_size
+
+    def _initial_theta(self, X, y01, sw):
+        n, d = X.shape
+        c = np.where(y01 == 1, 0.5 / y01.sum(), 0.5 / (n - y01.sum()))
+        theta, m, v = np.zeros(d + 1), np.zeros(d + 1), np.zeros(d + 1)
+        for t in range(1, self.steps + 1):
+            p = 1.0 / (1.0 + np.exp(-(X @ theta[:d] + theta[d])))
+            r = c * (p - y01)
+            g = np.r_[X.T @ r, r.sum()]
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            mh, vh = m / (1 - 0.9**t), v / (1 - 0.999**t)
+            theta -= self.step_size * mh / (np.sqrt(vh) + 1e-8)
+        return theta
+
+
 def candidates(metric):
-    def anyloss(**params):
+    def paper(**params):
+        # The paper's start (zero weights, L = 73), one setting changed.
+        params = {"amplifier": 73.0, "warmup_iter": 0, **params}
         return lambda: AnyLossClassifier(metric, **params)
 
+    def start_at(start, **params):
+        params = {"amplifier": 73.0, "warmup_iter": 0, **params}
+        return lambda: _LogisticStart(metric, start=start, **params)
+
+    def adam_start(steps, step_size, amplifier):
+        return lambda: _AdamStart(
+            metric, steps=steps, step_size=step_size, amplifier=amplifier, warmup_iter=0
+        )
+
+    def ours(**params):
+        return lambda: AnyLossClassifier(metric, **params)
+
+    balanced = {"class_weight": "balanced"}
     return {
         "LR balanced": lambda: LogisticRegression(class_weight="balanced"),
         "LR tuned threshold": lambda: TunedThresholdClassifierCV(
             LogisticRegression(), scoring=_suite._scorer(metric), random_state=0
         ),
-        "defaults (L=73, alpha=0)": anyloss(),
-        "alpha=1e-3": anyloss(alpha=1e-3),
-        "alpha=1e-2": anyloss(alpha=1e-2),
-        "alpha=1e-1": anyloss(alpha=1e-1),
-        "L=10": anyloss(amplifier=10.0),
-        "L=20": anyloss(amplifier=20.0),
-        "L=30": anyloss(amplifier=30.0),
-        "L=20, alpha=1e-2": anyloss(amplifier=20.0, alpha=1e-2),
-        "lr=0.001": anyloss(learning_rate_init=0.001),
-        "lr=0.1": anyloss(learning_rate_init=0.1),
-        "tol=None (1000 iterations)": anyloss(tol=None),
-        "n_iter_no_change=50": anyloss(n_iter_no_change=50),
-        "start at LR": lambda: _LogisticStart(metric, start={}),
-        "start at LR balanced": lambda: _LogisticStart(
-            metric, start={"class_weight": "balanced"}
+        # Without a warm-up (the defaults before the warm-up was added).
+        "paper start (L=73, alpha=0)": paper(),
+        "alpha=1e-3": paper(alpha=1e-3),
+        "alpha=1e-2": paper(alpha=1e-2),
+        "alpha=1e-1": paper(alpha=1e-1),
+        "L=10": paper(amplifier=10.0),
+        "L=20": paper(amplifier=20.0),
+        "L=30": paper(amplifier=30.0),
+        "L=20, alpha=1e-2": paper(amplifier=20.0, alpha=1e-2),
+        "lr=0.001": paper(learning_rate_init=0.001),
+        "lr=0.1": paper(learning_rate_init=0.1),
+        "tol=None (1000 iterations)": paper(tol=None),
+        "n_iter_no_change=50": paper(n_iter_no_change=50),
+        # Starting points, prototyped outside the kernels.
+        "start at LR": start_at({}),
+        "start at LR balanced": start_at(balanced),
+        "start at LR balanced, L=20": start_at(balanced, amplifier=20.0),
+        "start at LR balanced (10 lbfgs steps), L=20": start_at(
+            {**balanced, "max_iter": 10}, amplifier=20.0
         ),
-        "start at LR balanced, L=20": lambda: _LogisticStart(
-            metric, start={"class_weight": "balanced"}, amplifier=20.0
+        "start at LR balanced, L=10": start_at(balanced, amplifier=10.0),
+        "start at LR balanced, L=20, alpha=1e-2": start_at(
+            balanced, amplifier=20.0, alpha=1e-2
         ),
-        "start at LR balanced (10 lbfgs steps), L=20": lambda: _LogisticStart(
-            metric, start={"class_weight": "balanced", "max_iter": 10}, amplifier=20.0
-        ),
-        "start at LR balanced, L=10": lambda: _LogisticStart(
-            metric, start={"class_weight": "balanced"}, amplifier=10.0
-        ),
-        "start at LR balanced, L=20, alpha=1e-2": lambda: _LogisticStart(
-            metric, start={"class_weight": "balanced"}, amplifier=20.0, alpha=1e-2
-        ),
+        "Adam start 100 x 0.1, L=20": adam_start(100, 0.1, 20.0),
+        "Adam start 50 x 0.1, L=20": adam_start(50, 0.1, 20.0),
+        "Adam start 200 x 0.05, L=20": adam_start(200, 0.05, 20.0),
+        "Adam start 100 x 0.1, L=30": adam_start(100, 0.1, 30.0),
+        # The compiled warm-up (warmup_iter).
+        "defaults (warm-up 50, L=20)": ours(),
+        "warm-up 100, L=20": ours(warmup_iter=100),
+        "warm-up 25, L=20": ours(warmup_iter=25),
+        "warm-up 50, L=20, lr=0.003": ours(learning_rate_init=0.003),
+        "warm-up 50, L=20, n_iter_no_change=20": ours(n_iter_no_change=20),
+        "warm-up 50, L=20, alpha=1e-2": ours(alpha=1e-2),
+        "warm-up 50, L=15": ours(amplifier=15.0),
     }
 
 

@@ -34,6 +34,9 @@ BLOCK_ROWS = 16
 # Solver codes understood by the training loop.
 SOLVER_CODES = {"adam": 0, "gd": 1}
 
+# Loss code of the warm-up, the class-balanced log-loss (not a metric).
+WARM_UP = -1
+
 _metric_and_partials = build_metric_function(njit)
 
 
@@ -79,12 +82,25 @@ def amplified(z, amplifier):
 
 
 @njit(inline="always")
-def _epoch_impl(X, y, sw, theta, amplifier, part):
+def _sigmoid_softplus(t):
+    """``(sigmoid(t), log(1 + exp(t)))`` without overflow or cancellation."""
+    q = math.exp(-abs(t))
+    r = 1.0 / (1.0 + q)
+    return (r if t >= 0.0 else q * r), max(t, 0.0) + math.log1p(q)
+
+
+@njit(inline="always")
+def _epoch_impl(X, y, sw, theta, amplifier, logistic, part):
     """One pass over ``X``: per-chunk sums into ``part`` (n_chunks, 2 d + 4).
 
     Row ``c`` of ``part`` receives, over the rows of chunk ``c``:
     ``[sum_{y=1} h x (d), sum_{y=0} h x (d), sum_{y=1} h, sum_{y=0} h,
     TP = sum_{y=1} s a, FP = sum_{y=0} s a]``.
+
+    With ``logistic`` the same sums serve the log-loss of the warm-up:
+    ``h = s sigmoid(-z)`` for positives and ``s sigmoid(z)`` for negatives
+    (minus and plus the derivative of the row's log-loss), and the last two
+    slots hold the class-wise log-loss sums instead of TP and FP.
     """
     n, d = X.shape
     n_chunks = part.shape[0]
@@ -110,8 +126,12 @@ def _epoch_impl(X, y, sw, theta, amplifier, part):
             for i in range(i0, i1):
                 hb[i - i0] = b + _dot(X[i], w, d)
             for i in range(i0, i1):
-                a, dadz = amplified(hb[i - i0], amplifier)
                 s = sw[i] if weighted else unit
+                if logistic:
+                    z = hb[i - i0]
+                    dadz, a = _sigmoid_softplus(-z if y[i] else z)
+                else:
+                    a, dadz = amplified(hb[i - i0], amplifier)
                 hb[i - i0] = s * dadz
                 if y[i]:
                     tp += s * a
@@ -150,15 +170,22 @@ def _loss_and_gradient(
 ):
     """Loss ``1 - M + alpha/2 |w|^2`` and its gradient from the epoch's sums.
 
-    ``pos`` and ``neg`` are the total weights of the two classes.
+    ``pos`` and ``neg`` are the total weights of the two classes. With
+    ``code == WARM_UP``, ``1 - M`` is replaced by the class-balanced log-loss
+    ``L1 / (2 pos) + L0 / (2 neg)`` (``L1``, ``L0`` the class-wise sums).
     """
     tp = total[2 * d + 2]
     fp = total[2 * d + 3]
-    fn = max(pos - tp, 0.0)
-    tn = max(neg - fp, 0.0)
-    value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(code, tn, fp, fn, tp, beta)
-    g1 = d_tp - d_fn
-    g0 = d_fp - d_tn
+    if code == WARM_UP:
+        value = 1.0 - (tp / (2.0 * pos) + fp / (2.0 * neg))
+        g1 = 0.5 / pos
+        g0 = -0.5 / neg
+    else:
+        fn = max(pos - tp, 0.0)
+        tn = max(neg - fp, 0.0)
+        value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(code, tn, fp, fn, tp, beta)
+        g1 = d_tp - d_fn
+        g0 = d_fp - d_tn
     penalty = 0.0
     for j in range(d):
         grad[j] = -(g1 * total[j] + g0 * total[d + j]) + alpha * theta[j]
@@ -178,7 +205,7 @@ def _loss_grad_source(
     part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
     total = np.empty(2 * d + 4)
     grad = np.empty(d + 1)
-    _epoch_impl(X, y, sw, theta, amplifier, part)
+    _epoch_impl(X, y, sw, theta, amplifier, code == WARM_UP, part)
     _reduce_chunks(part, total)
     loss = _loss_and_gradient(
         total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
@@ -211,8 +238,10 @@ def _fit_source(
 ):
     """Full-batch training loop, updating ``theta`` in place.
 
-    Returns the number of iterations run, or ``-k`` if the loss, the gradient
-    or the parameters became non-finite at iteration ``k``.
+    With ``code == WARM_UP`` it minimises the class-balanced log-loss instead
+    of ``1 - M``. Returns the number of iterations run, or ``-k``
+    if the loss, the gradient or the parameters became non-finite at
+    iteration ``k``.
     """
     n, d = X.shape
     part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
@@ -223,8 +252,9 @@ def _fit_source(
     best = np.inf
     no_improvement = 0
     n_iter = 0
+    logistic = code == WARM_UP
     for it in range(max_iter):
-        _epoch_impl(X, y, sw, theta, amplifier, part)
+        _epoch_impl(X, y, sw, theta, amplifier, logistic, part)
         _reduce_chunks(part, total)
         loss = _loss_and_gradient(
             total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad

@@ -52,6 +52,45 @@ def loss_and_gradient(
     return 1.0 - value + 0.5 * alpha * (w @ w), grad
 
 
+def balanced_log_loss_and_gradient(
+    X, y01, sample_weight, theta, alpha=0.0, fit_intercept=True
+):
+    """The warm-up's loss: class-balanced log-loss ``+ alpha/2 |w|^2``.
+
+    Each class carries half the total weight: ``sum_{y=1} s (-log p) / (2 P)
+    + sum_{y=0} s (-log(1 - p)) / (2 N)``, ``P``, ``N`` the class weights.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    y = np.asarray(y01).astype(bool)
+    s = np.full(n, 1.0 / n) if sample_weight is None else np.asarray(sample_weight)
+    c = np.where(y, 0.5 / s[y].sum(), 0.5 / s[~y].sum()) * s
+    w, b = theta[:d], theta[d]
+    z = X @ w + b
+    p = 1.0 / (1.0 + np.exp(-z))
+    # -log p = log(1 + exp(-z)), -log(1 - p) = log(1 + exp(z))
+    loss = np.sum(c[y] * np.logaddexp(0.0, -z[y])) + np.sum(
+        c[~y] * np.logaddexp(0.0, z[~y])
+    )
+    dz = c * (p - y)
+    grad = np.empty(d + 1)
+    grad[:d] = X.T @ dz + alpha * w
+    grad[d] = dz.sum() if fit_intercept else 0.0
+    return loss + 0.5 * alpha * (w @ w), grad
+
+
+def _adam(loss_and_grad, theta, learning_rate, n_steps, beta_1, beta_2, epsilon):
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t in range(1, n_steps + 1):
+        _, grad = loss_and_grad(theta)
+        m = beta_1 * m + (1 - beta_1) * grad
+        v = beta_2 * v + (1 - beta_2) * grad * grad
+        step = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        theta = theta - step * m / (np.sqrt(v) + epsilon)
+    return theta
+
+
 def fit_reference(
     X,
     y01,
@@ -67,21 +106,34 @@ def fit_reference(
     beta_2=0.999,
     epsilon=1e-8,
     solver="adam",
+    warmup_iter=0,
+    warmup_learning_rate=0.1,
 ):
-    """Full-batch training from zero, ``max_iter`` iterations; returns ``theta``."""
-    d = X.shape[1]
-    theta = np.zeros(d + 1)
-    m = np.zeros(d + 1)
-    v = np.zeros(d + 1)
-    for t in range(1, max_iter + 1):
-        _, grad = loss_and_gradient(
-            X, y01, sample_weight, theta, metric, beta, amplifier, alpha, fit_intercept
+    """Full-batch training from zero, ``max_iter`` iterations; returns ``theta``.
+
+    ``warmup_iter`` Adam steps on the class-balanced log-loss come first.
+    """
+    theta = _adam(
+        lambda t: balanced_log_loss_and_gradient(
+            X, y01, sample_weight, t, alpha, fit_intercept
+        ),
+        np.zeros(X.shape[1] + 1),
+        warmup_learning_rate,
+        warmup_iter,
+        beta_1,
+        beta_2,
+        epsilon,
+    )
+
+    def metric_loss(t):
+        return loss_and_gradient(
+            X, y01, sample_weight, t, metric, beta, amplifier, alpha, fit_intercept
         )
-        if solver == "adam":
-            m = beta_1 * m + (1 - beta_1) * grad
-            v = beta_2 * v + (1 - beta_2) * grad * grad
-            step = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
-            theta = theta - step * m / (np.sqrt(v) + epsilon)
-        else:
-            theta = theta - learning_rate * grad
+
+    if solver == "adam":
+        return _adam(
+            metric_loss, theta, learning_rate, max_iter, beta_1, beta_2, epsilon
+        )
+    for _ in range(max_iter):
+        theta = theta - learning_rate * metric_loss(theta)[1]
     return theta

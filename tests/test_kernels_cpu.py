@@ -6,12 +6,18 @@ from scipy.special import expit
 from sk_anyloss._kernels_cpu import (
     CHUNK_ROWS,
     SOLVER_CODES,
+    WARM_UP,
     amplified,
     fit_linear,
     loss_grad_linear,
 )
 from sk_anyloss._metrics import METRIC_NAMES, metric_code
-from sk_anyloss._reference import amplified_naive, fit_reference, loss_and_gradient
+from sk_anyloss._reference import (
+    amplified_naive,
+    balanced_log_loss_and_gradient,
+    fit_reference,
+    loss_and_gradient,
+)
 
 VARIANTS = ["serial", "parallel"]
 
@@ -44,13 +50,45 @@ def _kernel_loss_grad(
         theta,
         pos,
         neg,
-        metric_code(metric),
+        WARM_UP if metric == "warm-up" else metric_code(metric),
         beta,
         amp,
         alpha,
         fit_intercept,
     )
     return loss, grad
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_warm_up_loss_matches_numpy_reference(variant, dtype, weighted, fit_intercept):
+    X, y, sw, theta = _problem(dtype=dtype, weighted=weighted)
+    theta *= 10.0  # large scores: the log-loss must not overflow
+    loss, grad = _kernel_loss_grad(
+        variant, X, y, sw, theta, "warm-up", alpha=0.1, fit_intercept=fit_intercept
+    )
+    ref_loss, ref_grad = balanced_log_loss_and_gradient(
+        X, y, sw, theta, alpha=0.1, fit_intercept=fit_intercept
+    )
+    assert np.isfinite(loss) and loss == pytest.approx(ref_loss, rel=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-12)
+
+
+def test_warm_up_gradient_matches_finite_differences():
+    X, y, sw, theta = _problem(n=500, d=5, weighted=True, seed=5)
+    _, grad = _kernel_loss_grad("serial", X, y, sw, theta, "warm-up", alpha=0.05)
+    for k in range(theta.shape[0]):
+        step = np.zeros_like(theta)
+        step[k] = 1e-6
+        up, _ = _kernel_loss_grad(
+            "serial", X, y, sw, theta + step, "warm-up", alpha=0.05
+        )
+        down, _ = _kernel_loss_grad(
+            "serial", X, y, sw, theta - step, "warm-up", alpha=0.05
+        )
+        assert grad[k] == pytest.approx((up - down) / 2e-6, rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_anyloss import METRIC_NAMES, AnyLossClassifier
 from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
+from sk_anyloss._reference import fit_reference
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,35 @@ def test_f1_model_beats_logistic_regression_on_f1():
 def test_every_metric_trains_and_lowers_its_loss(cancer, metric):
     X, y = cancer
     clf = AnyLossClassifier(metric=metric, beta=2.0).fit(X, y)
-    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[0]
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
     assert clf.score(X, y) > 0.95
     assert clf.coef_.shape == (1, X.shape[1]) and clf.intercept_.shape == (1,)
+    # From zero weights (no warm-up) the metric loss does all the work.
+    cold = AnyLossClassifier(metric=metric, beta=2.0, warmup_iter=0).fit(X, y)
+    assert cold.loss_curve_[-1] < 0.5 * cold.loss_curve_[0]
+    assert cold.score(X, y) > 0.95
+
+
+@pytest.mark.parametrize("warmup_iter", [0, 7])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fit_is_the_reference_warm_up_then_training(warmup_iter, weighted):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 4))
+    y = (X[:, 0] + rng.standard_normal(300) > 1.0).astype(int)
+    sw = rng.uniform(0.5, 2.0, 300) if weighted else None
+    clf = AnyLossClassifier(
+        warmup_iter=warmup_iter, max_iter=30, tol=None, alpha=0.01
+    ).fit(X, y, sample_weight=sw)
+    ref = fit_reference(
+        X,
+        y,
+        None if sw is None else sw / sw.sum(),
+        amplifier=20.0,
+        alpha=0.01,
+        max_iter=30,
+        warmup_iter=warmup_iter,
+    )
+    np.testing.assert_allclose(np.r_[clf.coef_[0], clf.intercept_], ref, rtol=1e-8)
 
 
 def test_predict_is_proba_at_one_half(cancer):
