@@ -142,7 +142,7 @@ def bench_linear_epoch(n, d, iters, repeats):
     def epochs():
         for _ in range(iters):
             kernels.epoch[n_blocks, tpb](
-                X_d, y_d, sw_d, False, theta, AMPLIFIER, part, state
+                X_d, y_d, sw_d, False, theta, AMPLIFIER, False, part, state
             )
             kernels.reduce_part[width, tpb](part, total, state)
 

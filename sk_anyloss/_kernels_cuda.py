@@ -61,6 +61,7 @@ def _device_function(cpu_function, **replace):
 
 
 amplified = _device_function(_kernels_cpu.amplified)
+_sigmoid_softplus = _device_function(_kernels_cpu._sigmoid_softplus)
 _dot = _device_function(_kernels_cpu._dot)
 _loss_and_gradient = _device_function(
     _kernels_cpu._loss_and_gradient, _metric_and_partials=_metric_and_partials
@@ -108,11 +109,12 @@ def _linear_kernels(tpb):
     _check_power_of_two(tpb)
 
     @cuda.jit
-    def epoch(X, y, sw, weighted, theta, amplifier, part, state):
+    def epoch(X, y, sw, weighted, theta, amplifier, logistic, part, state):
         """Block ``k``'s sums over its tiles into ``part[k]`` (see ``_epoch_impl``).
 
         ``part`` (n_blocks, 2 d + 4): ``[sum_{y=1} h x, sum_{y=0} h x,
-        sum_{y=1} h, sum_{y=0} h, TP, FP]``.
+        sum_{y=1} h, sum_{y=0} h, TP, FP]``; with ``logistic``, the sums of
+        the log-loss warm-up instead, as on the CPU.
         """
         if state[0] != 0:
             return
@@ -139,10 +141,14 @@ def _linear_kernels(tpb):
             h = 0.0
             yi = uint8(0)
             if i < n:
-                a, dadz = amplified(b + _dot(X[i], theta, d), amplifier)
+                z = b + _dot(X[i], theta, d)
+                yi = y[i]
+                if logistic:
+                    dadz, a = _sigmoid_softplus(-z if yi else z)
+                else:
+                    a, dadz = amplified(z, amplifier)
                 s = sw[i] if weighted else unit
                 h = s * dadz
-                yi = y[i]
                 if yi:
                     h1 += h
                     tp += s * a
@@ -343,12 +349,14 @@ class LinearFit:
         best = cuda.to_device(np.full(1, np.inf), stream=stream)
         curve = cuda.device_array(max_iter, np.float64, stream=stream)
         epoch = kernels.epoch[n_blocks, tpb, stream]
+        logistic = code == _kernels_cpu.WARM_UP
         reduce_part = kernels.reduce_part[width, tpb, stream]
         step = kernels.step[1, 1, stream]
         for it in range(max_iter):
             epoch(
-                self._X, y_d, self._sw, self._weighted, theta_d, amplifier, part, state
-            )
+                self._X, y_d, self._sw, self._weighted, theta_d, amplifier, logistic,
+                part, state,
+            )  # fmt: skip
             reduce_part(part, total, state)
             step(
                 total,
@@ -424,8 +432,9 @@ def loss_grad_linear(
     grad = cuda.device_array(d + 1, np.float64)
     out = cuda.device_array(1, np.float64)
     state = cuda.to_device(np.zeros(3, np.int64))
+    logistic = code == _kernels_cpu.WARM_UP
     kernels.epoch[n_blocks, tpb](
-        X_d, y_d, sw_d, weighted, theta_d, amplifier, part, state
+        X_d, y_d, sw_d, weighted, theta_d, amplifier, logistic, part, state
     )
     kernels.reduce_part[width, tpb](part, total, state)
     _loss_and_gradient_kernel[1, 1](
@@ -686,7 +695,6 @@ class MLPEpoch:
         self._X = cuda.to_device(X)
         self._Y = cuda.to_device(np.ascontiguousarray(Y, dtype=np.uint8))
         self._sw, self._weighted = _weights_on_device(sw)
-        self._sw_host = sw
 
     def __call__(
         self,

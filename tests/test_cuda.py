@@ -122,6 +122,12 @@ def test_linear_epoch_matches_cpu_and_reference(dtype, weighted):
         np.testing.assert_allclose(grad, grad_c, rtol=RTOL, atol=1e-14)
         np.testing.assert_allclose(loss, loss_r, rtol=1e-7)
         np.testing.assert_allclose(grad, grad_r, rtol=1e-6, atol=1e-12)
+    # The log-loss warm-up of the linear model goes through the same kernels.
+    args = (pos, neg, cpu.WARM_UP, 1.0, 1.0, 0.1, True)
+    got = gpu.loss_grad_linear(X, y, sw_kernel, theta, *args)
+    expected = cpu.loss_grad_linear.serial(X, y, sw_kernel, theta, *args)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-15)
 
 
 def _fit_args(X, y, sw, metric, solver, max_iter, tol):
@@ -190,7 +196,9 @@ def _mlp_problem(n, d, K, weighted, dtype, seed=0):
     return X, Y, sw, rng
 
 
-def _mlp_epochs(epoch, X, Y, sw, theta, dims, activation, solver, batch_size, orders):
+def _mlp_epochs(
+    epoch, X, Y, sw, theta, dims, activation, solver, batch_size, orders, metric="mcc"
+):
     theta = theta.copy()
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
@@ -198,7 +206,7 @@ def _mlp_epochs(epoch, X, Y, sw, theta, dims, activation, solver, batch_size, or
     losses = []
     for order in orders:
         loss, t = epoch(
-            X, Y, sw, order, theta, dims, activation, metric_code("mcc"), 1.0,
+            X, Y, sw, order, theta, dims, activation, metric_code(metric), 2.0,
             20.0, 0.5, batch_size, solver, 0.01, 0.9, 0.9, 0.999, 1e-8, m, v, t,
             3.0 if sw.shape[0] else float(X.shape[0]),
         )  # fmt: skip
@@ -234,6 +242,18 @@ def test_mlp_epoch_follows_the_cpu_epoch(
     np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
 
 
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_mlp_epoch_follows_the_cpu_epoch_for_every_metric(metric):
+    X, Y, sw, rng = _mlp_problem(9, 3, 1, True, np.float32)
+    dims = np.array([3, 2, 1], dtype=np.int64)
+    theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
+    args = (theta, dims, 2, 0, 9, [np.arange(9)], metric)
+    expected = _mlp_epochs(cpu.mlp_epoch, X, Y, sw, *args)
+    got = _mlp_epochs(gpu.MLPEpoch(X, Y, sw), X, Y, sw, *args)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
+
+
 def test_mlp_epoch_reports_divergence():
     X, Y, sw, rng = _mlp_problem(9, 5, 1, False, np.float64)
     dims = np.array([5, 2, 1], dtype=np.int64)
@@ -242,6 +262,11 @@ def test_mlp_epoch_reports_divergence():
         np.arange(9)
     ])  # fmt: skip
     assert np.isnan(got[4][0])
+
+
+def _short(params):
+    """Few iterations of everything, a warm-up included, for the simulator."""
+    return {**params, "warmup_iter": 2}
 
 
 def _data(n=60, n_classes=2, seed=0):
@@ -255,7 +280,7 @@ def _data(n=60, n_classes=2, seed=0):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_linear_classifier_on_cuda_predicts_as_on_cpu(n_classes):
     X, y = _data(n_classes=n_classes)
-    params = dict(max_iter=12 if n_classes == 2 else 4, tol=None, metric="f1")
+    params = _short(dict(max_iter=12 if n_classes == 2 else 4, tol=None, metric="f1"))
     sw = np.linspace(0.5, 1.5, X.shape[0])
     cpu_model = AnyLossClassifier(**params).fit(X, y, sample_weight=sw)
     gpu_model = AnyLossClassifier(device="cuda", **params).fit(X, y, sample_weight=sw)
@@ -280,7 +305,8 @@ def test_mlp_classifier_on_cuda_predicts_as_on_cpu():
 
 def test_model_trained_on_cuda_predicts_without_cuda(tmp_path):
     X, y = _data()
-    model = AnyLossClassifier(device="cuda", max_iter=3, tol=None).fit(X, y)
+    model = AnyLossClassifier(device="cuda", **_short(dict(max_iter=3, tol=None)))
+    model.fit(X, y)
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(model))
     np.save(tmp_path / "X.npy", X)
