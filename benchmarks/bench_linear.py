@@ -122,8 +122,15 @@ def median_time(fn, repeats):
 def fit_ours(X, y, max_iter):
     """``theta = [w, b]`` learned by AnyLossClassifier with a fixed iteration count."""
     clf = AnyLossClassifier(
-        METRIC, amplifier=AMPLIFIER, learning_rate_init=LEARNING_RATE,
-        beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON, tol=None, max_iter=max_iter,
+        METRIC,
+        amplifier=AMPLIFIER,
+        warmup_iter=0,  # the same loop as the references: no warm-up
+        learning_rate_init=LEARNING_RATE,
+        beta_1=BETA_1,
+        beta_2=BETA_2,
+        epsilon=EPSILON,
+        tol=None,
+        max_iter=max_iter,
     ).fit(X, y)
     return np.concatenate([clf.coef_.ravel(), clf.intercept_]).astype(np.float64)
 
@@ -131,8 +138,15 @@ def fit_ours(X, y, max_iter):
 def fit_numpy(X, y, max_iter):
     """``theta = [w, b]`` learned by the vectorised NumPy reference."""
     return fit_reference(
-        X, y, metric=METRIC, amplifier=AMPLIFIER, learning_rate=LEARNING_RATE,
-        max_iter=max_iter, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON,
+        X,
+        y,
+        metric=METRIC,
+        amplifier=AMPLIFIER,
+        learning_rate=LEARNING_RATE,
+        max_iter=max_iter,
+        beta_1=BETA_1,
+        beta_2=BETA_2,
+        epsilon=EPSILON,
     )
 
 
@@ -214,7 +228,10 @@ def run_first_fit(cache_dir):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     out = subprocess.run(
         [sys.executable, "-c", FIRST_FIT_SCRIPT],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -259,11 +276,15 @@ def cpu_model():
 def machine_report(load_at_start):
     import torch
 
-    blas = "; ".join(sorted({
-        f"{lib['prefix']} {lib['version']} ({lib['num_threads']} threads)"
-        for lib in threadpool_info()
-        if lib["user_api"] == "blas"
-    }))
+    blas = "; ".join(
+        sorted(
+            {
+                f"{lib['prefix']} {lib['version']} ({lib['num_threads']} threads)"
+                for lib in threadpool_info()
+                if lib["user_api"] == "blas"
+            }
+        )
+    )
     lines = [
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- Command: `{shlex.join(['python', *sys.argv])}`",
@@ -359,13 +380,20 @@ def main():
     fits = [bench_fit(*case) for case in config["fit_cases"]]
     first = bench_first_fit(config["first_fit_repeats"])
 
-    report = "\n\n".join([
-        "## Benchmark: linear AnyLoss model",
-        machine_report(load_at_start),
-        epoch_report(n, d, config["epoch_fit_iter"], config["epoch_repeats"], epoch),
-        fit_report(fits),
-        first_fit_report(first, config["first_fit_repeats"]),
-    ]) + "\n"
+    report = (
+        "\n\n".join(
+            [
+                "## Benchmark: linear AnyLoss model",
+                machine_report(load_at_start),
+                epoch_report(
+                    n, d, config["epoch_fit_iter"], config["epoch_repeats"], epoch
+                ),
+                fit_report(fits),
+                first_fit_report(first, config["first_fit_repeats"]),
+            ]
+        )
+        + "\n"
+    )
     print(report)
     if args.output:
         with open(args.output, "w") as f:
