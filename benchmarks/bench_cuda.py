@@ -147,7 +147,7 @@ def bench_linear_epoch(n, d, iters, repeats):
             kernels.reduce_part[width, tpb](part, total, state)
 
     results["epoch_kernels"] = median_time(epochs, repeats, cuda.synchronize) / iters
-    model = AnyLossClassifier(device="cuda", tol=None, max_iter=iters)
+    model = AnyLossClassifier(device="cuda", tol=None, max_iter=iters, warmup_iter=0)
     results["epoch_in_fit"] = median_time(lambda: model.fit(X, y), repeats) / iters
     return results
 
@@ -192,7 +192,9 @@ def bench_linear_fit(n, d, iters, repeats):
     X, y = make_data(n, d)
     results = {}
     for device in ("cuda", "cpu"):
-        model = AnyLossClassifier(device=device, tol=None, max_iter=iters)
+        model = AnyLossClassifier(
+            device=device, tol=None, max_iter=iters, warmup_iter=0
+        )
         results[device] = median_time(lambda m=model: m.fit(X, y), repeats)
     torch, where = torch_device()
     if torch is not None:
