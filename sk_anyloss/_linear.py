@@ -281,22 +281,18 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
             context = _backend.cpu_kernel(fit_linear, n * d)
         else:
             context = nullcontext(gpu_fit)
-        sw = np.empty(0) if sw is None else sw
+        data = (X, y01, np.empty(0) if sw is None else sw, theta, pos, neg)
+        penalty = (float(self.alpha), bool(self.fit_intercept))
         optimizer = (float(self.beta_1), float(self.beta_2), float(self.epsilon))
         with context as kernel:
             if self.warmup_iter:
+                # A fixed number of Adam steps (no stopping rule, no curve kept).
                 n_iter = kernel(
-                    X,
-                    y01,
-                    sw,
-                    theta,
-                    pos,
-                    neg,
+                    *data,
                     WARM_UP,
                     1.0,
                     1.0,
-                    float(self.alpha),
-                    bool(self.fit_intercept),
+                    *penalty,
                     SOLVER_CODES["adam"],
                     WARM_UP_LEARNING_RATE,
                     *optimizer,
@@ -309,17 +305,11 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
                 self._check_finite(n_iter, "the warm-up")
             loss_curve = np.empty(self.max_iter)
             n_iter = kernel(
-                X,
-                y01,
-                sw,
-                theta,
-                pos,
-                neg,
+                *data,
                 metric_code(self.metric),
                 float(self.beta),
                 float(self.amplifier),
-                float(self.alpha),
-                bool(self.fit_intercept),
+                *penalty,
                 SOLVER_CODES[self.solver],
                 float(self.learning_rate_init),
                 *optimizer,
