@@ -19,7 +19,9 @@ from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 from sklearn.utils import _safe_indexing
 
 from sk_anyloss import AnyLossClassifier, _suite
+from sk_anyloss._linear import lbfgs_warm_up
 from sk_anyloss._metrics import score_labels
+from sk_anyloss._reference import balanced_log_loss_and_gradient
 
 
 class _LogisticStart(AnyLossClassifier):
@@ -35,25 +37,48 @@ class _LogisticStart(AnyLossClassifier):
 
 
 class _AdamStart(AnyLossClassifier):
-    """Starts from ``steps`` Adam steps on the class-balanced log-loss."""
+    """Starts from ``steps`` Adam steps on the class-balanced log-loss
+    (with the L2 penalty ``1 / (C n)`` when ``penalty_c`` is given)."""
 
-    def __init__(self, metric="f1", *, steps=100, step_size=0.1, **params):
+    def __init__(
+        self, metric="f1", *, steps=100, step_size=0.1, penalty_c=None, **params
+    ):
         super().__init__(metric, **params)
         self.steps = steps
         self.step_size = step_size
+        self.penalty_c = penalty_c
 
     def _initial_theta(self, X, y01, sw):
         n, d = X.shape
         c = np.where(y01 == 1, 0.5 / y01.sum(), 0.5 / (n - y01.sum()))
+        alpha = 0.0 if self.penalty_c is None else 1.0 / (self.penalty_c * n)
         theta, m, v = np.zeros(d + 1), np.zeros(d + 1), np.zeros(d + 1)
         for t in range(1, self.steps + 1):
             p = 1.0 / (1.0 + np.exp(-(X @ theta[:d] + theta[d])))
             r = c * (p - y01)
-            g = np.r_[X.T @ r, r.sum()]
+            g = np.r_[X.T @ r + alpha * theta[:d], r.sum()]
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g * g
             mh, vh = m / (1 - 0.9**t), v / (1 - 0.999**t)
             theta -= self.step_size * mh / (np.sqrt(vh) + 1e-8)
+        return theta
+
+
+class _LBFGSStart(AnyLossClassifier):
+    """Starts from at most ``max_iter`` L-BFGS iterations on the class-balanced
+    log-loss with the L2 penalty ``penalty`` (NumPy loss, SciPy optimiser)."""
+
+    def __init__(self, metric="f1", *, max_iter=100, penalty=0.0, **params):
+        super().__init__(metric, **params)
+        self.max_iter = max_iter
+        self.penalty = penalty
+
+    def _initial_theta(self, X, y01, sw):
+        theta, _ = lbfgs_warm_up(
+            lambda t: balanced_log_loss_and_gradient(X, y01, None, t, self.penalty),
+            np.zeros(X.shape[1] + 1),
+            self.max_iter,
+        )
         return theta
 
 
@@ -67,9 +92,19 @@ def candidates(metric):
         params = {"amplifier": 73.0, "warmup_iter": 0, **params}
         return lambda: _LogisticStart(metric, start=start, **params)
 
-    def adam_start(steps, step_size, amplifier):
+    def adam_start(steps, step_size, amplifier, penalty_c=None):
         return lambda: _AdamStart(
-            metric, steps=steps, step_size=step_size, amplifier=amplifier, warmup_iter=0
+            metric,
+            steps=steps,
+            step_size=step_size,
+            penalty_c=penalty_c,
+            amplifier=amplifier,
+            warmup_iter=0,
+        )
+
+    def lbfgs_start(max_iter, penalty):
+        return lambda: _LBFGSStart(
+            metric, max_iter=max_iter, penalty=penalty, warmup_iter=0
         )
 
     def ours(**params):
@@ -109,14 +144,15 @@ def candidates(metric):
         "Adam start 50 x 0.1, L=20": adam_start(50, 0.1, 20.0),
         "Adam start 200 x 0.05, L=20": adam_start(200, 0.05, 20.0),
         "Adam start 100 x 0.1, L=30": adam_start(100, 0.1, 30.0),
-        # The compiled warm-up (warmup_iter).
-        "defaults (warm-up 50, L=20)": ours(),
-        "warm-up 100, L=20": ours(warmup_iter=100),
-        "warm-up 25, L=20": ours(warmup_iter=25),
-        "warm-up 50, L=20, lr=0.003": ours(learning_rate_init=0.003),
-        "warm-up 50, L=20, n_iter_no_change=20": ours(n_iter_no_change=20),
-        "warm-up 50, L=20, alpha=1e-2": ours(alpha=1e-2),
-        "warm-up 50, L=15": ours(amplifier=15.0),
+        "Adam start 50 x 0.1 (penalty 1/n), L=20": adam_start(50, 0.1, 20.0, 1),
+        "Adam start 200 x 0.1 (penalty 1/n), L=20": adam_start(200, 0.1, 20.0, 1),
+        "L-BFGS start 100 (no penalty), L=20": lbfgs_start(100, 0.0),
+        # The compiled warm-up: L-BFGS on the balanced log-loss, penalty 1/n.
+        "defaults (L-BFGS warm-up 30, L=20)": ours(),
+        "L-BFGS warm-up 15, L=20": ours(warmup_iter=15),
+        "L-BFGS warm-up 100, L=20": ours(warmup_iter=100),
+        "L-BFGS warm-up 30, L=25": ours(amplifier=25.0),
+        "L-BFGS warm-up 30, L=15": ours(amplifier=15.0),
     }
 
 
@@ -125,6 +161,9 @@ def main(argv=None):
     parser.add_argument("--metric", default="f1")
     parser.add_argument("--max-rows", type=int, default=20_000)
     parser.add_argument("--only", nargs="*", help="candidate labels to run")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the CV split (the suite uses 0)"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -134,7 +173,8 @@ def main(argv=None):
         if len(y) > args.max_rows:
             continue
         folds = []
-        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        cv = StratifiedKFold(5, shuffle=True, random_state=args.seed)
+        for train, test in cv.split(X, y):
             prep = _suite.preprocessing(X).fit(_safe_indexing(X, train))
             folds.append(
                 (
@@ -148,7 +188,8 @@ def main(argv=None):
     AnyLossClassifier(max_iter=2).fit(*data[0][1][0][:2])  # compile / load
 
     names = [k for k, _ in data]
-    print(f"metric = {args.metric}; datasets: {', '.join(names)}\n")
+    print(f"metric = {args.metric}; CV seed {args.seed}; datasets: {', '.join(names)}")
+    print()
     print("| candidate | " + " | ".join(names) + " | mean | fit s / fold |")
     print("|---" * (len(names) + 3) + "|")
     for label, make in candidates(args.metric).items():

@@ -305,6 +305,23 @@ class LinearFit:
         self._X_host = X
         self._X = cuda.to_device(X)
         self._sw, self._weighted = _weights_on_device(sw)
+        self._y_host = self._y = None
+
+    def loss_grad(
+        self, X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept
+    ):
+        """``_kernels_cpu.loss_grad_linear`` on the data already on the GPU
+        (the warm-up's L-BFGS calls it once per evaluation; ``y`` is copied
+        once per binary problem)."""
+        if X is not self._X_host:
+            raise ValueError("LinearFit was built for another X.")
+        if y is not self._y_host:
+            self._y_host = y
+            self._y = cuda.to_device(np.ascontiguousarray(y, dtype=np.uint8))
+        return _loss_grad_on_device(
+            self._X, self._y, self._sw, self._weighted, theta, pos, neg, code,
+            beta, amplifier, alpha, fit_intercept,
+        )  # fmt: skip
 
     def __call__(
         self,
@@ -410,22 +427,15 @@ def _loss_and_gradient_kernel(
     )
 
 
-def loss_grad_linear(
-    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept
-):
-    """Loss, gradient and the epoch's sums at ``theta`` (no update): the GPU
-    build of ``_kernels_cpu.loss_grad_linear``, for tests and benchmarks.
-
-    ``X`` may already be on the GPU.
-    """
+def _loss_grad_on_device(
+    X_d, y_d, sw_d, weighted, theta, pos, neg, code, beta, amplifier, alpha,
+    fit_intercept,
+):  # fmt: skip
     tpb = THREADS_PER_BLOCK
     kernels = _linear_kernels(tpb)
-    n, d = X.shape
+    n, d = X_d.shape
     width = 2 * d + 4
     n_blocks = min((n + tpb - 1) // tpb, MAX_BLOCKS)
-    X_d = X if hasattr(X, "copy_to_host") else cuda.to_device(X)
-    sw_d, weighted = _weights_on_device(sw)
-    y_d = cuda.to_device(np.ascontiguousarray(y, dtype=np.uint8))
     theta_d = cuda.to_device(np.asarray(theta, dtype=np.float64))
     part = cuda.device_array((n_blocks, width), np.float64)
     total = cuda.device_array(width, np.float64)
@@ -441,6 +451,23 @@ def loss_grad_linear(
         total, theta_d, grad, out, pos, neg, code, beta, alpha, fit_intercept
     )
     return float(out.copy_to_host()[0]), grad.copy_to_host(), total.copy_to_host()
+
+
+def loss_grad_linear(
+    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept
+):
+    """Loss, gradient and the epoch's sums at ``theta`` (no update): the GPU
+    build of ``_kernels_cpu.loss_grad_linear``, for tests and benchmarks.
+
+    ``X`` may already be on the GPU.
+    """
+    X_d = X if hasattr(X, "copy_to_host") else cuda.to_device(X)
+    sw_d, weighted = _weights_on_device(sw)
+    y_d = cuda.to_device(np.ascontiguousarray(y, dtype=np.uint8))
+    return _loss_grad_on_device(
+        X_d, y_d, sw_d, weighted, theta, pos, neg, code, beta, amplifier, alpha,
+        fit_intercept,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -20,12 +21,44 @@ from ._base import (
     normalized_sample_weight,
 )
 from ._device import DEVICES, cuda_kernels, resolve_device
-from ._kernels_cpu import SOLVER_CODES, WARM_UP, fit_linear
+from ._kernels_cpu import SOLVER_CODES, WARM_UP, fit_linear, loss_grad_linear
 from ._metrics import metric_code
 
-# Adam's step on the warm-up's log-loss (convex, so a larger step is safe);
-# chosen on the benchmark suite with ``warmup_iter`` (docs/solver-defaults.md).
-WARM_UP_LEARNING_RATE = 0.1
+# The warm-up minimises the objective of scikit-learn's
+# ``LogisticRegression(class_weight="balanced")`` at C = 1: the class-balanced
+# mean log-loss plus ``1 / (2 n) |w|^2``, by L-BFGS with scikit-learn's
+# default gradient tolerance. Chosen on the benchmark suite
+# (docs/solver-defaults.md).
+WARM_UP_C = 1.0
+WARM_UP_GTOL = 1e-4
+
+
+_DIVERGED = (
+    "Training diverged: the loss, its gradient or the weights became non-finite "
+    "{where}. Standardise the features (e.g. with StandardScaler) or lower "
+    "learning_rate_init."
+)
+
+
+def warm_up_penalty(weight_total):
+    """L2 strength of the warm-up's objective: ``1 / (C n)``, with ``n`` the
+    total sample weight (the number of rows when unweighted), so that an
+    integer weight acts as a repeated row."""
+    return 1.0 / (WARM_UP_C * weight_total)
+
+
+def lbfgs_warm_up(loss_and_gradient, theta, max_iter):
+    """Minimise the warm-up objective from ``theta`` with at most ``max_iter``
+    L-BFGS iterations; returns the new ``theta`` and the loss there (also
+    used by the NumPy reference, so that both run the same optimiser)."""
+    result = minimize(
+        loss_and_gradient,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": WARM_UP_GTOL},
+    )
+    return result.x, result.fun
 
 
 class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
@@ -35,9 +68,9 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     ``1 - M(TN, FP, FN, TP)`` where the confusion matrix is made differentiable
     with the AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``
     (Han, Moniz and Chawla, 2024), plus an L2 penalty ``alpha / 2 * ||w||^2``.
-    It starts from the end of a short warm-up on the class-balanced log-loss
-    (``warmup_iter`` iterations from zero weights). All iterations run
-    full-batch in compiled code; each reads ``X`` once.
+    It starts from a class-balanced logistic regression (the warm-up, at most
+    ``warmup_iter`` L-BFGS iterations from zero weights). Every iteration is
+    full-batch and reads ``X`` once, in compiled code.
 
     A sample is predicted positive when ``predict_proba(X)[:, 1] >= 0.5``,
     the decision rule the metric was optimised for.
@@ -64,12 +97,16 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     alpha : float, default=0.0
         Strength of the L2 penalty on the coefficients (not the intercept).
 
-    warmup_iter : int, default=50
-        Number of Adam iterations (step 0.1) on the class-balanced log-loss,
-        from zero weights, before training on the metric: a good ranking to
-        start from, which the metric loss then moves to its own decision
-        rule. ``0`` starts the metric loss from zero weights, the paper's
-        method. The warm-up is not counted in ``n_iter_`` or ``loss_curve_``.
+    warmup_iter : int, default=30
+        Maximum number of L-BFGS iterations of the warm-up, which fits the
+        class-balanced logistic regression of
+        ``LogisticRegression(class_weight="balanced")`` (``C=1``, L2 penalty
+        ``1 / (2 n_samples) ||w||^2`` on the mean log-loss) from zero
+        weights before training on the metric: a good ranking to start from,
+        which the metric loss then moves to its own decision rule. ``0``
+        starts the metric loss from zero weights, the paper's method. The
+        warm-up is not counted in ``n_iter_`` or ``loss_curve_``; ``alpha``
+        applies to the metric loss only.
 
     fit_intercept : bool, default=True
         Whether to fit an intercept ``b``.
@@ -183,7 +220,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         beta=1.0,
         amplifier=20.0,
         alpha=0.0,
-        warmup_iter=50,
+        warmup_iter=30,
         fit_intercept=True,
         solver="adam",
         learning_rate_init=0.01,
@@ -239,7 +276,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
-        sw, _ = normalized_sample_weight(sample_weight, X)
+        sw, weight_total = normalized_sample_weight(sample_weight, X)
         problems = binary_problems(y_index, self.classes_.shape[0])
         labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
 
@@ -251,7 +288,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         thetas, curves = [], []
         for y01, label in zip(problems, labels):
             pos, neg = class_weight_totals(y01, sw, label)
-            theta, curve = self._fit_binary(X, y01, sw, pos, neg, gpu_fit)
+            theta, curve = self._fit_binary(X, y01, sw, pos, neg, weight_total, gpu_fit)
             thetas.append(theta)
             curves.append(curve)
 
@@ -274,45 +311,34 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
             )
         return self
 
-    def _fit_binary(self, X, y01, sw, pos, neg, gpu_fit=None):
+    def _fit_binary(self, X, y01, sw, pos, neg, weight_total, gpu_fit=None):
         n, d = X.shape
         theta = self._initial_theta(X, y01, sw)
+        data = (X, y01, np.empty(0) if sw is None else sw)
+        if self.warmup_iter:
+            penalty = warm_up_penalty(weight_total)
+            theta = self._warm_up(*data, theta, pos, neg, penalty, gpu_fit)
         if gpu_fit is None:
             context = _backend.cpu_kernel(fit_linear, n * d)
         else:
             context = nullcontext(gpu_fit)
-        data = (X, y01, np.empty(0) if sw is None else sw, theta, pos, neg)
-        penalty = (float(self.alpha), bool(self.fit_intercept))
-        optimizer = (float(self.beta_1), float(self.beta_2), float(self.epsilon))
+        loss_curve = np.empty(self.max_iter)
         with context as kernel:
-            if self.warmup_iter:
-                # A fixed number of Adam steps (no stopping rule, no curve kept).
-                n_iter = kernel(
-                    *data,
-                    WARM_UP,
-                    1.0,
-                    1.0,
-                    *penalty,
-                    SOLVER_CODES["adam"],
-                    WARM_UP_LEARNING_RATE,
-                    *optimizer,
-                    int(self.warmup_iter),
-                    False,
-                    0.0,
-                    1,
-                    np.empty(self.warmup_iter),
-                )
-                self._check_finite(n_iter, "the warm-up")
-            loss_curve = np.empty(self.max_iter)
             n_iter = kernel(
                 *data,
+                theta,
+                pos,
+                neg,
                 metric_code(self.metric),
                 float(self.beta),
                 float(self.amplifier),
-                *penalty,
+                float(self.alpha),
+                bool(self.fit_intercept),
                 SOLVER_CODES[self.solver],
                 float(self.learning_rate_init),
-                *optimizer,
+                float(self.beta_1),
+                float(self.beta_2),
+                float(self.epsilon),
                 int(self.max_iter),
                 self.tol is not None,
                 0.0 if self.tol is None else float(self.tol),
@@ -322,13 +348,31 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         self._check_finite(n_iter, "training")
         return theta, loss_curve[:n_iter].tolist()
 
+    def _warm_up(self, X, y01, sw, theta, pos, neg, penalty, gpu_fit):
+        """``theta`` after the warm-up: L-BFGS on the class-balanced log-loss,
+        each loss and gradient one pass of the compiled kernel."""
+        n, d = X.shape
+        if gpu_fit is None:
+            context = _backend.cpu_kernel(loss_grad_linear, n * d)
+        else:
+            context = nullcontext(gpu_fit.loss_grad)
+        args = (pos, neg, WARM_UP, 1.0, 1.0, penalty, bool(self.fit_intercept))
+        with context as kernel:
+
+            def loss_and_gradient(t):
+                loss, grad, _ = kernel(X, y01, sw, t, *args)
+                return loss, grad
+
+            theta, loss = lbfgs_warm_up(loss_and_gradient, theta, int(self.warmup_iter))
+        if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
+            raise ValueError(_DIVERGED.format(where="during the warm-up"))
+        return theta
+
     @staticmethod
     def _check_finite(n_iter, stage):
         if n_iter < 0:
             raise ValueError(
-                f"Training diverged: the loss, its gradient or the weights became "
-                f"non-finite at iteration {-n_iter} of {stage}. Standardise the "
-                "features (e.g. with StandardScaler) or lower learning_rate_init."
+                _DIVERGED.format(where=f"at iteration {-n_iter} of {stage}")
             )
 
     def _initial_theta(self, X, y01, sw):

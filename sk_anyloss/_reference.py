@@ -107,23 +107,27 @@ def fit_reference(
     epsilon=1e-8,
     solver="adam",
     warmup_iter=0,
-    warmup_learning_rate=0.1,
+    weight_total=None,
 ):
     """Full-batch training from zero, ``max_iter`` iterations; returns ``theta``.
 
-    ``warmup_iter`` Adam steps on the class-balanced log-loss come first.
+    With ``warmup_iter``, at most that many L-BFGS iterations on the
+    class-balanced log-loss (penalty ``1 / weight_total``, by default
+    ``1 / n_samples``) come first, with the estimator's optimiser settings.
     """
-    theta = _adam(
-        lambda t: balanced_log_loss_and_gradient(
-            X, y01, sample_weight, t, alpha, fit_intercept
-        ),
-        np.zeros(X.shape[1] + 1),
-        warmup_learning_rate,
-        warmup_iter,
-        beta_1,
-        beta_2,
-        epsilon,
-    )
+    # Imported here: the estimator module is not needed for the NumPy loss.
+    from ._linear import lbfgs_warm_up, warm_up_penalty
+
+    theta = np.zeros(X.shape[1] + 1)
+    if warmup_iter:
+        penalty = warm_up_penalty(weight_total or X.shape[0])
+        theta, _ = lbfgs_warm_up(
+            lambda t: balanced_log_loss_and_gradient(
+                X, y01, sample_weight, t, penalty, fit_intercept
+            ),
+            theta,
+            warmup_iter,
+        )
 
     def metric_loss(t):
         return loss_and_gradient(

@@ -74,6 +74,7 @@ def test_fit_is_the_reference_warm_up_then_training(warmup_iter, weighted):
         alpha=0.01,
         max_iter=30,
         warmup_iter=warmup_iter,
+        weight_total=None if sw is None else sw.sum(),
     )
     np.testing.assert_allclose(np.r_[clf.coef_[0], clf.intercept_], ref, rtol=1e-8)
 
