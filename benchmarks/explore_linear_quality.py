@@ -153,6 +153,14 @@ def candidates(metric):
         "L-BFGS warm-up 100, L=20": ours(warmup_iter=100),
         "L-BFGS warm-up 30, L=25": ours(amplifier=25.0),
         "L-BFGS warm-up 30, L=15": ours(amplifier=15.0),
+        # Fewer metric iterations (the fit-time target).
+        "L-BFGS warm-up 30, lr=0.03": ours(learning_rate_init=0.03),
+        "L-BFGS warm-up 30, lr=0.1": ours(learning_rate_init=0.1),
+        "L-BFGS warm-up 30, n_iter_no_change=5": ours(n_iter_no_change=5),
+        "L-BFGS warm-up 30, tol=1e-3": ours(tol=1e-3),
+        "L-BFGS warm-up 30, lr=0.03, tol=1e-3": ours(
+            learning_rate_init=0.03, tol=1e-3
+        ),
     }
 
 
