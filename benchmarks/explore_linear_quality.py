@@ -108,6 +108,14 @@ def candidates(metric):
         )
 
     def ours(**params):
+        # The L-BFGS warm-up's first settings (step 0.01, tol 1e-4, 30
+        # iterations), one or more changed; "defaults" is the estimator's own.
+        params = {
+            "warmup_iter": 30,
+            "learning_rate_init": 0.01,
+            "tol": 1e-4,
+            **params,
+        }
         return lambda: AnyLossClassifier(metric, **params)
 
     balanced = {"class_weight": "balanced"}
@@ -148,7 +156,7 @@ def candidates(metric):
         "Adam start 200 x 0.1 (penalty 1/n), L=20": adam_start(200, 0.1, 20.0, 1),
         "L-BFGS start 100 (no penalty), L=20": lbfgs_start(100, 0.0),
         # The compiled warm-up: L-BFGS on the balanced log-loss, penalty 1/n.
-        "defaults (L-BFGS warm-up 30, L=20)": ours(),
+        "L-BFGS warm-up 30, L=20": ours(),
         "L-BFGS warm-up 15, L=20": ours(warmup_iter=15),
         "L-BFGS warm-up 100, L=20": ours(warmup_iter=100),
         "L-BFGS warm-up 30, L=25": ours(amplifier=25.0),
@@ -158,9 +166,14 @@ def candidates(metric):
         "L-BFGS warm-up 30, lr=0.1": ours(learning_rate_init=0.1),
         "L-BFGS warm-up 30, n_iter_no_change=5": ours(n_iter_no_change=5),
         "L-BFGS warm-up 30, tol=1e-3": ours(tol=1e-3),
-        "L-BFGS warm-up 30, lr=0.03, tol=1e-3": ours(
-            learning_rate_init=0.03, tol=1e-3
+        "L-BFGS warm-up 30, lr=0.03, tol=1e-3": ours(learning_rate_init=0.03, tol=1e-3),
+        "L-BFGS warm-up 15, lr=0.03, tol=1e-3": ours(
+            warmup_iter=15, learning_rate_init=0.03, tol=1e-3
         ),
+        "L-BFGS warm-up 30, lr=0.03, tol=1e-3, n_iter_no_change=5": ours(
+            learning_rate_init=0.03, tol=1e-3, n_iter_no_change=5
+        ),
+        "defaults": lambda: AnyLossClassifier(metric),
     }
 
 

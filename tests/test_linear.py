@@ -73,6 +73,7 @@ def test_fit_is_the_reference_warm_up_then_training(warmup_iter, weighted):
         amplifier=20.0,
         alpha=0.01,
         max_iter=30,
+        learning_rate=clf.learning_rate_init,
         warmup_iter=warmup_iter,
         weight_total=None if sw is None else sw.sum(),
     )
