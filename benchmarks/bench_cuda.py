@@ -193,7 +193,12 @@ def bench_linear_fit(n, d, iters, repeats):
     results = {}
     for device in ("cuda", "cpu"):
         model = AnyLossClassifier(
-            device=device, tol=None, max_iter=iters, warmup_iter=0
+            device=device,
+            tol=None,
+            max_iter=iters,
+            warmup_iter=0,
+            learning_rate_init=LEARNING_RATE,  # the PyTorch model's step
+            amplifier=AMPLIFIER,  # and its loss
         )
         results[device] = median_time(lambda m=model: m.fit(X, y), repeats)
     torch, where = torch_device()
