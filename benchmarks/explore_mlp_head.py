@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils import _safe_indexing
 from sklearn.utils.class_weight import compute_sample_weight
@@ -76,6 +76,11 @@ class _Prototype:
 def candidates(metric):
     return {
         "AnyLoss MLP (defaults)": lambda: AnyLossMLPClassifier(metric, random_state=0),
+        "MLP tuned threshold": lambda: TunedThresholdClassifierCV(
+            MLPClassifier(random_state=0),
+            scoring=_suite._scorer(metric),
+            random_state=0,
+        ),
         "AnyLoss MLP, head refitted": lambda: _Prototype(metric, "anyloss"),
         "balanced MLP 10 epochs + head": lambda: _Prototype(metric, "balanced", 10),
         "balanced MLP 30 epochs + head": lambda: _Prototype(metric, "balanced", 30),
@@ -92,6 +97,7 @@ def main(argv=None):
     parser.add_argument("--metric", default="f1")
     parser.add_argument("--max-rows", type=int, default=7_000)
     parser.add_argument("--only", nargs="*", help="candidate labels to run")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the CV split")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
     data = []
@@ -100,7 +106,7 @@ def main(argv=None):
         if len(y) > args.max_rows:
             continue
         folds = []
-        cv = StratifiedKFold(5, shuffle=True, random_state=0)
+        cv = StratifiedKFold(5, shuffle=True, random_state=args.seed)
         for train, test in cv.split(X, y):
             prep = _suite.preprocessing(X).fit(_safe_indexing(X, train))
             X_tr = prep.transform(_safe_indexing(X, train))
@@ -109,7 +115,7 @@ def main(argv=None):
             )
         data.append((key, folds))
     names = [k for k, _ in data]
-    print(f"metric = {args.metric}; datasets: {', '.join(names)}")
+    print(f"metric = {args.metric}; CV seed {args.seed}; datasets: {', '.join(names)}")
     print()
     print("| candidate | " + " | ".join(names) + " | mean | fit s |")
     print("|---" * (len(names) + 3) + "|")
