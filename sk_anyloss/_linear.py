@@ -127,9 +127,9 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         Maximum number of iterations (full passes over the data).
 
     tol : float or None, default=1e-3
-        Training stops when the loss (``1 - metric``, in [0, 1]) has not
-        improved by at least ``tol`` for ``n_iter_no_change`` consecutive
-        iterations. With ``None``, exactly
+        Training stops when the loss (``1 - metric``, between 0 and 1, plus
+        the penalty) has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive iterations. With ``None``, exactly
         ``max_iter`` iterations run.
 
     n_iter_no_change : int, default=10
