@@ -15,8 +15,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
-from sklearn.utils import _safe_indexing
+from sklearn.model_selection import TunedThresholdClassifierCV
 
 from sk_anyloss import AnyLossClassifier, _suite
 from sk_anyloss._linear import lbfgs_warm_up
@@ -193,19 +192,8 @@ def main(argv=None):
         X, y = _suite.load(key)
         if len(y) > args.max_rows:
             continue
-        folds = []
-        cv = StratifiedKFold(5, shuffle=True, random_state=args.seed)
-        for train, test in cv.split(X, y):
-            prep = _suite.preprocessing(X).fit(_safe_indexing(X, train))
-            folds.append(
-                (
-                    prep.transform(_safe_indexing(X, train)),
-                    y[train],
-                    prep.transform(_safe_indexing(X, test)),
-                    y[test],
-                )
-            )
-        data.append((key, folds))
+        folds = _suite.prepared_folds(X, y, _suite.cv_folds(X, y, seed=args.seed))
+        data.append((key, list(folds)))
     AnyLossClassifier(max_iter=2).fit(*data[0][1][0][:2])  # compile / load
 
     names = [k for k, _ in data]

@@ -20,9 +20,8 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
+from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
-from sklearn.utils import _safe_indexing
 from sklearn.utils.class_weight import compute_sample_weight
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier, _suite
@@ -105,15 +104,8 @@ def main(argv=None):
         X, y = _suite.load(key)
         if len(y) > args.max_rows:
             continue
-        folds = []
-        cv = StratifiedKFold(5, shuffle=True, random_state=args.seed)
-        for train, test in cv.split(X, y):
-            prep = _suite.preprocessing(X).fit(_safe_indexing(X, train))
-            X_tr = prep.transform(_safe_indexing(X, train))
-            folds.append(
-                (X_tr, y[train], prep.transform(_safe_indexing(X, test)), y[test])
-            )
-        data.append((key, folds))
+        folds = _suite.prepared_folds(X, y, _suite.cv_folds(X, y, seed=args.seed))
+        data.append((key, list(folds)))
     names = [k for k, _ in data]
     print(f"metric = {args.metric}; CV seed {args.seed}; datasets: {', '.join(names)}")
     print()

@@ -266,25 +266,38 @@ def mlp_models():
 MODEL_FAMILIES = {"linear": linear_models, "mlp": mlp_models}
 
 
-def _fit_score(model, metric, X, y, folds, reported):
-    scores = {m: [] for m in reported}
-    fit_times = []
+def cv_folds(X, y, n_folds=5, seed=0):
+    """The suite's split: ``(train, test)`` index pairs of a stratified,
+    shuffled ``n_folds``-fold CV."""
+    return list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y))
+
+
+def prepared_folds(X, y, folds):
+    """``(X_train, y_train, X_test, y_test)`` for each ``(train, test)`` pair,
+    with the suite's preprocessing fitted on the training part."""
     for train, test in folds:
-        # The preprocessing is fitted outside the timed region: the fit time
-        # is the model's own.
         prep = preprocessing(X).fit(_safe_indexing(X, train))
         X_train = prep.transform(_safe_indexing(X, train))
         X_test = prep.transform(_safe_indexing(X, test))
+        yield X_train, y[train], X_test, y[test]
+
+
+def _fit_score(model, metric, X, y, folds, reported):
+    scores = {m: [] for m in reported}
+    fit_times = []
+    # The preprocessing is fitted outside the timed region: the fit time is
+    # the model's own.
+    for X_train, y_train, X_test, y_test in prepared_folds(X, y, folds):
         estimator = model.make(metric)
         fit_params = {}
         if model.balanced_weights:
-            fit_params["sample_weight"] = compute_sample_weight("balanced", y[train])
+            fit_params["sample_weight"] = compute_sample_weight("balanced", y_train)
         start = time.perf_counter()
-        estimator.fit(X_train, y[train], **fit_params)
+        estimator.fit(X_train, y_train, **fit_params)
         fit_times.append(time.perf_counter() - start)
         predicted = estimator.predict(X_test)
         for m in reported:
-            scores[m].append(score_labels(y[test], predicted, metric=m))
+            scores[m].append(score_labels(y_test, predicted, metric=m))
     return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(fit_times))
 
 
@@ -318,9 +331,7 @@ def run(
     reported = tuple(dict.fromkeys(REPORTED_METRICS + tuple(metrics)))
     for i, key in enumerate(datasets, start=1):
         X, y = (loaded or {}).get(key) or load(key)
-        folds = list(
-            StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y)
-        )
+        folds = cv_folds(X, y, n_folds, seed)
         start = time.perf_counter()
         for family in families:
             for model in MODEL_FAMILIES[family]():
