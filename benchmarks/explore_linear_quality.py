@@ -187,13 +187,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
 
-    data = []
-    for key in _suite.DATASETS:
-        X, y = _suite.load(key)
-        if len(y) > args.max_rows:
-            continue
-        folds = _suite.prepared_folds(X, y, _suite.cv_folds(X, y, seed=args.seed))
-        data.append((key, list(folds)))
+    data = _suite.prepared_datasets(args.max_rows, args.seed)
     AnyLossClassifier(max_iter=2).fit(*data[0][1][0][:2])  # compile / load
 
     names = [k for k, _ in data]

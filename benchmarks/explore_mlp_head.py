@@ -99,13 +99,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the CV split")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    data = []
-    for key in _suite.DATASETS:
-        X, y = _suite.load(key)
-        if len(y) > args.max_rows:
-            continue
-        folds = _suite.prepared_folds(X, y, _suite.cv_folds(X, y, seed=args.seed))
-        data.append((key, list(folds)))
+    data = _suite.prepared_datasets(args.max_rows, args.seed)
     names = [k for k, _ in data]
     print(f"metric = {args.metric}; CV seed {args.seed}; datasets: {', '.join(names)}")
     print()

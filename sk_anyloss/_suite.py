@@ -282,6 +282,18 @@ def prepared_folds(X, y, folds):
         yield X_train, y[train], X_test, y[test]
 
 
+def prepared_datasets(max_rows, seed=0):
+    """``[(key, [prepared fold, ...]), ...]`` for every suite dataset of at
+    most ``max_rows`` rows (the explore scripts' input)."""
+    data = []
+    for key in DATASETS:
+        X, y = load(key)
+        if len(y) <= max_rows:
+            folds = prepared_folds(X, y, cv_folds(X, y, seed=seed))
+            data.append((key, list(folds)))
+    return data
+
+
 def _fit_score(model, metric, X, y, folds, reported):
     scores = {m: [] for m in reported}
     fit_times = []
