@@ -21,9 +21,10 @@ model.
 
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numba
+from threadpoolctl import ThreadpoolController
 
 # Below this many matrix entries per epoch, starting threads costs more than
 # it saves. On 2 cores the crossover measured between 100,000 and 800,000
@@ -63,20 +64,53 @@ def _active_layer():
 
 
 @contextmanager
-def cpu_kernel(variants, n_entries):
-    """Yield the build of ``variants`` (serial or parallel) to call now."""
+def cpu_kernel(variants, n_entries, *, serial_blas=False):
+    """Yield the build of ``variants`` (serial or parallel) to call now.
+
+    With ``serial_blas``, BLAS runs on one thread while the parallel build is
+    in use: for callers that alternate the kernel with small BLAS calls
+    (SciPy's L-BFGS-B). OpenBLAS's threads keep spinning for a while after
+    each call, on the cores the kernel's threads need; on 2 cores that made
+    each parallel pass of the warm-up about twice as slow
+    (benchmarks/README.md).
+    """
     if n_entries < PARALLEL_MIN_ENTRIES or numba.get_num_threads() == 1:
         yield variants.serial
         return
     layer = _active_layer()
     if layer == "omp" and _forked_child:
         yield variants.serial
-    elif layer in ("tbb", "omp"):
-        yield variants.parallel
-    elif _parallel_lock.acquire(blocking=False):
-        try:
-            yield variants.parallel
-        finally:
-            _parallel_lock.release()
+        return
+    if layer in ("tbb", "omp"):
+        lock = nullcontext(True)
     else:
-        yield variants.serial
+        lock = _try_lock(_parallel_lock)
+    with lock as acquired:
+        if not acquired:
+            yield variants.serial
+            return
+        with _one_blas_thread() if serial_blas else nullcontext():
+            yield variants.parallel
+
+
+@contextmanager
+def _try_lock(lock):
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()
+
+
+_blas_controller = None
+
+
+def _one_blas_thread():
+    """Context limiting the BLAS libraries loaded now to one thread."""
+    global _blas_controller
+    if _blas_controller is None:
+        # Finds the loaded BLAS libraries once (a few ms); each limit() after
+        # that costs tens of microseconds.
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")

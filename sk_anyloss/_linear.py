@@ -359,7 +359,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         each loss and gradient one pass of the compiled kernel."""
         n, d = X.shape
         if gpu_fit is None:
-            context = _backend.cpu_kernel(loss_grad_linear, n * d)
+            context = _backend.cpu_kernel(loss_grad_linear, n * d, serial_blas=True)
         else:
             context = nullcontext(gpu_fit.loss_grad)
         args = (pos, neg, WARM_UP, 1.0, 1.0, penalty, bool(self.fit_intercept))

@@ -67,3 +67,42 @@ def test_user_choice_of_layer_is_respected():
     )
     assert result.returncode == 0, result.stderr
     assert "['omp', 'tbb', 'workqueue']" in result.stdout
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_warm_up_holds_blas_to_one_thread_while_the_parallel_kernel_runs(
+    monkeypatch,
+):
+    import numba
+    import numpy as np
+
+    from sk_anyloss import AnyLossClassifier, _linear
+    from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one CPU: the parallel kernel never runs")
+    before = _blas_threads()
+    seen = []
+    original = _linear.lbfgs_warm_up
+
+    def spy(loss_and_gradient, theta, max_iter):
+        seen.append(_blas_threads())
+        return original(loss_and_gradient, theta, max_iter)
+
+    monkeypatch.setattr(_linear, "lbfgs_warm_up", spy)
+    rng = np.random.default_rng(0)
+    n = PARALLEL_MIN_ENTRIES // 4 + 1000
+    X = rng.standard_normal((n, 4))
+    y = (X[:, 0] + rng.standard_normal(n) > 1).astype(int)
+    numba.set_num_threads(2)
+    try:
+        AnyLossClassifier(max_iter=3).fit(X, y)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert seen and all(t == 1 for t in seen[0]), seen
+    assert _blas_threads() == before  # restored afterwards
