@@ -13,7 +13,7 @@ import time
 import warnings
 
 import numpy as np
-from explore_mlp_defaults import tasks
+from explore_mlp_defaults import FORMER, tasks
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
@@ -25,6 +25,8 @@ from sk_anyloss import AnyLossMLPClassifier
 
 def warm_started(X, y, log_loss_epochs, **params):
     base = MLPClassifier(random_state=0, max_iter=log_loss_epochs).fit(X, y)
+    # "AnyLoss defaults" are those of the time (FORMER), pinned.
+    params = {**FORMER, **params}
     model = AnyLossMLPClassifier(random_state=0, warm_start=True, max_iter=1, **params)
     model.fit(X, y)  # builds the network of the same shape
     # warm_start continues from coefs_ and intercepts_; a fresh optimizer state
