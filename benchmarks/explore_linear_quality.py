@@ -9,7 +9,6 @@ to the tuned-threshold and class-weighted logistic regressions.
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
@@ -19,7 +18,6 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 
 from sk_anyloss import AnyLossClassifier, _suite
 from sk_anyloss._linear import lbfgs_warm_up
-from sk_anyloss._metrics import score_labels
 from sk_anyloss._reference import balanced_log_loss_and_gradient
 
 
@@ -198,18 +196,7 @@ def main(argv=None):
     for label, make in candidates(args.metric).items():
         if args.only and label not in args.only:
             continue
-        means, fit_s = [], []
-        for _, folds in data:
-            scores = []
-            for X_tr, y_tr, X_te, y_te in folds:
-                model = make()
-                start = time.perf_counter()
-                model.fit(X_tr, y_tr)
-                fit_s.append(time.perf_counter() - start)
-                scores.append(
-                    score_labels(y_te, model.predict(X_te), metric=args.metric)
-                )
-            means.append(np.mean(scores))
+        means, fit_s = _suite.explore_scores(make, data, args.metric)
         row = " | ".join(f"{s:.3f}" for s in means)
         print(
             f"| {label} | {row} | {np.mean(means):.4f} | {np.mean(fit_s):.4f} |",

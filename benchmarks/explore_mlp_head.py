@@ -15,7 +15,6 @@ metric at each model's own decision rule, mean over datasets:
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
@@ -25,7 +24,6 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier, _suite
-from sk_anyloss._metrics import score_labels
 
 
 def _hidden(coefs, intercepts, X):
@@ -108,17 +106,9 @@ def main(argv=None):
     for label, make in candidates(args.metric).items():
         if args.only and label not in args.only:
             continue
-        means, start = [], time.perf_counter()
-        for _, folds in data:
-            scores = [
-                score_labels(
-                    y_te, make().fit(X_tr, y_tr).predict(X_te), metric=args.metric
-                )
-                for X_tr, y_tr, X_te, y_te in folds
-            ]
-            means.append(np.mean(scores))
+        means, fit_s = _suite.explore_scores(make, data, args.metric)
         row = " | ".join(f"{s:.3f}" for s in means)
-        elapsed = time.perf_counter() - start
+        elapsed = sum(fit_s)
         print(f"| {label} | {row} | {np.mean(means):.4f} | {elapsed:.0f} |", flush=True)
 
 

@@ -12,20 +12,19 @@ the differences sought (``docs/mlp-notes.md``).
 """
 
 import argparse
-import time
 import warnings
+from functools import partial
 
 import numpy as np
+from explore_mlp_defaults import FORMER
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_anyloss import AnyLossMLPClassifier, _suite
-from sk_anyloss._metrics import score_labels
 
-# The defaults before this comparison; every candidate of the first round
-# changes one setting of them. ``alpha`` is scaled per batch as in
+# Every candidate of the first round changes one setting of the defaults
+# before this comparison (FORMER). ``alpha`` is scaled per batch as in
 # MLPClassifier (``alpha / (2 * batch size)``), so the larger batches are also
 # tried with ``alpha`` scaled up to keep the penalty's strength per epoch.
-FORMER = {"amplifier": 20.0, "learning_rate_init": 0.01}
 
 CANDIDATES = {
     "amplifier 20, step 0.01 (former defaults)": FORMER,
@@ -72,19 +71,12 @@ def main(argv=None):
     for seed in args.seeds:
         data = _suite.prepared_datasets(args.max_rows, seed)
         for label in labels:
-            start = time.perf_counter()
-            per_dataset = []
-            for _, folds in data:
-                scores = []
-                for X_tr, y_tr, X_te, y_te in folds:
-                    model = AnyLossMLPClassifier(
-                        args.metric, random_state=0, **CANDIDATES[label]
-                    )
-                    y_pred = model.fit(X_tr, y_tr).predict(X_te)
-                    scores.append(score_labels(y_te, y_pred, metric=args.metric))
-                per_dataset.append(np.mean(scores))
+            make = partial(AnyLossMLPClassifier, args.metric, random_state=0)
+            per_dataset, fit_s = _suite.explore_scores(
+                partial(make, **CANDIDATES[label]), data, args.metric
+            )
             means[label].append(np.mean(per_dataset))
-            elapsed = time.perf_counter() - start
+            elapsed = sum(fit_s)
             print(f"| {label} | {seed} | {means[label][-1]:.4f} | {elapsed:.0f} |")
     print()
     print("| candidate | " + " | ".join(f"split {s}" for s in args.seeds) + " | mean |")

@@ -85,3 +85,26 @@ def test_run_tables_and_plot(tmp_path):
     assert all(sum(map(int, cell.split("/"))) == 2 for cell in wins)
     _suite.plot(records, ["f1"], tmp_path / "suite.png")
     assert (tmp_path / "suite.png").stat().st_size > 10_000
+
+
+def test_explore_scores_are_the_mean_fold_scores_per_dataset():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    X, y = _suite.load("haberman")
+    data = [("haberman", list(_suite.prepared_folds(X, y, _suite.cv_folds(X, y))))]
+    means, fit_s = _suite.explore_scores(
+        lambda: LogisticRegression(class_weight="balanced"), data, "f1"
+    )
+    folds = data[0][1]
+    expected = np.mean(
+        [
+            f1_score(
+                y_te,
+                LogisticRegression(class_weight="balanced").fit(X, y).predict(X_te),
+            )
+            for X, y, X_te, y_te in folds
+        ]
+    )
+    assert means == [pytest.approx(expected)]
+    assert len(fit_s) == len(folds) and all(t > 0 for t in fit_s)
