@@ -262,6 +262,7 @@ def bench_mlp(n, d, hidden, batch_size, epochs, repeats):
         hidden_layer_sizes=hidden,
         activation="relu",
         amplifier=MLP_AMPLIFIER,
+        log_loss_weight=0.0,  # the metric loss alone, as the PyTorch version
         alpha=ALPHA,
         batch_size=batch_size,
         learning_rate_init=LEARNING_RATE,

@@ -70,6 +70,8 @@ from sk_anyloss._mlp import _stratified_order
 SEED = 0
 METRIC = "f1"
 AMPLIFIER = 73.0
+# The paper's loss alone (no log-loss term), as the PyTorch version trains.
+LOG_LOSS_WEIGHT = 0.0
 ALPHA = 1e-4
 LEARNING_RATE = 0.001
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
@@ -195,6 +197,7 @@ def fit_ours(X, y, hidden, activation, batch_size, epochs):
     clf = AnyLossMLPClassifier(
         metric=METRIC,
         amplifier=AMPLIFIER,
+        log_loss_weight=LOG_LOSS_WEIGHT,
         hidden_layer_sizes=hidden,
         activation=activation,
         alpha=ALPHA,
@@ -396,6 +399,7 @@ def _loss_grad_only(
             code,
             1.0,
             amplifier,
+            LOG_LOSS_WEIGHT,
             alpha / (stop - start),  # the L2 factor of an unweighted batch
             grad,
         )
@@ -464,6 +468,7 @@ def profile_epoch(n, d, hidden, batch_size, repeats):
             code,
             1.0,
             AMPLIFIER,
+            LOG_LOSS_WEIGHT,
             ALPHA,
             batch_size,
             0,

@@ -18,12 +18,16 @@ import argparse
 import warnings
 
 import numpy as np
+from explore_mlp_defaults import FORMER
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier, _suite
+
+# The AnyLoss MLP's defaults of the time (FORMER), pinned so that the tables in
+# docs/mlp-notes.md reproduce.
 
 
 def _hidden(coefs, intercepts, X):
@@ -39,7 +43,7 @@ class _Prototype:
 
     def fit(self, X, y):
         if self.start == "anyloss":
-            net = AnyLossMLPClassifier(self.metric, random_state=0).fit(X, y)
+            net = AnyLossMLPClassifier(self.metric, random_state=0, **FORMER).fit(X, y)
         else:
             sw = (
                 compute_sample_weight("balanced", y)
@@ -50,7 +54,7 @@ class _Prototype:
             net.fit(X, y, sample_weight=sw)
         if self.then == "network":
             cont = AnyLossMLPClassifier(
-                self.metric, random_state=0, warm_start=True, max_iter=1
+                self.metric, random_state=0, warm_start=True, max_iter=1, **FORMER
             ).fit(X, y)
             cont.coefs_ = [W.copy() for W in net.coefs_]
             cont.intercepts_ = [b.copy() for b in net.intercepts_]
@@ -72,7 +76,9 @@ class _Prototype:
 
 def candidates(metric):
     return {
-        "AnyLoss MLP (defaults)": lambda: AnyLossMLPClassifier(metric, random_state=0),
+        "AnyLoss MLP (defaults)": lambda: AnyLossMLPClassifier(
+            metric, random_state=0, **FORMER
+        ),
         "MLP tuned threshold": lambda: TunedThresholdClassifierCV(
             MLPClassifier(random_state=0),
             scoring=_suite._scorer(metric),

@@ -26,6 +26,10 @@ from sk_anyloss import AnyLossMLPClassifier, _suite
 # MLPClassifier (``alpha / (2 * batch size)``), so the larger batches are also
 # tried with ``alpha`` scaled up to keep the penalty's strength per epoch.
 
+# The second defaults (amplifier 10, step 0.003, the metric loss alone), the
+# starting point of the third round.
+SECOND = {"log_loss_weight": 0.0}
+
 CANDIDATES = {
     "amplifier 20, step 0.01 (former defaults)": FORMER,
     "batch 500": {**FORMER, "batch_size": 500},
@@ -42,13 +46,16 @@ CANDIDATES = {
     "amplifier 5": {**FORMER, "amplifier": 5.0},
     "step 0.001": {**FORMER, "learning_rate_init": 0.001},
     "amplifier 10, alpha 3": {**FORMER, "amplifier": 10.0, "alpha": 3.0},
-    "amplifier 10, step 0.003, alpha 3": {
-        "amplifier": 10.0,
-        "learning_rate_init": 0.003,
-        "alpha": 3.0,
-    },
-    # The winner, now the estimator's defaults.
-    "amplifier 10, step 0.003 (defaults)": {},
+    "amplifier 10, step 0.003, alpha 3": {**SECOND, "alpha": 3.0},
+    # The winner of the first two rounds.
+    "amplifier 10, step 0.003 (second defaults)": SECOND,
+    # Third round: a class-balanced log-loss added to the metric loss, with
+    # weights around the one the prototypes chose.
+    "log-loss weight 0.1": {"log_loss_weight": 0.1},
+    "log-loss weight 0.25": {"log_loss_weight": 0.25},
+    "log-loss weight 0.5": {"log_loss_weight": 0.5},
+    "log-loss weight 1": {"log_loss_weight": 1.0},
+    "log-loss weight 2": {"log_loss_weight": 2.0},
 }
 
 

@@ -332,8 +332,10 @@ loss_grad_linear = _Variants(_loss_grad_source)
 # products call BLAS through ``np.dot``; for large batches BLAS runs them on
 # several threads and partitions the output, so results do not depend on the
 # thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)`` and is trained
-# on ``1 - M`` of its own soft confusion matrix (one-vs-rest); the batch loss
-# is the mean over outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
+# on ``1 - M`` of its own soft confusion matrix (one-vs-rest) plus
+# ``log_loss`` times the batch's class-balanced log-loss (the mean over the
+# two classes of each class's mean log-loss); the batch loss is the mean over
+# outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
 # scikit-learn's MLPClassifier, with ``b`` the batch's total sample weight (its
 # size when unweighted), so that a weight of 2 acts as a repeated row.
 
@@ -397,6 +399,40 @@ def _scale_by_derivative(delta, A, code):
             flat_d[i] = flat_d[i] if flat_a[i] > 0.0 else 0.0
 
 
+@njit(inline="always")
+def _output_terms(z, positive, amplifier, log_loss):
+    """``(A, dA/dz, log-loss, d log-loss/dz)`` of one row of an output unit
+    with score ``z``; the log-loss terms are 0 when ``log_loss`` is 0."""
+    a, dadz = amplified(z, amplifier)
+    if log_loss == 0.0:
+        return a, dadz, 0.0, 0.0
+    if positive:
+        sig, softplus = _sigmoid_softplus(-z)
+        return a, dadz, softplus, -sig
+    sig, softplus = _sigmoid_softplus(z)
+    return a, dadz, softplus, sig
+
+
+@njit(inline="always")
+def _output_weights(tp, fp, pos, neg, log_pos, log_neg, code, beta, log_loss, K):
+    """An output unit's ``(loss, g1, g0, w1, w0)`` from its batch sums.
+
+    The sums are the soft TP and FP, the positive and negative masses and the
+    weighted log-losses of the positives and the negatives.  The loss is
+    ``(1 - M + log_loss * class-balanced log-loss) / K``; a row's
+    ``d loss / dz`` is ``s * (g dA/dz + w d(log-loss)/dz)`` with the ``g``,
+    ``w`` of its class (1 positive, 0 negative).  A class absent from the
+    batch has no log-loss term.
+    """
+    value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(
+        code, max(neg - fp, 0.0), fp, max(pos - tp, 0.0), tp, beta
+    )
+    w1 = 0.5 * log_loss / (pos * K) if pos > 0.0 else 0.0
+    w0 = 0.5 * log_loss / (neg * K) if neg > 0.0 else 0.0
+    loss = (1.0 - value) / K + w1 * log_pos + w0 * log_neg
+    return loss, -(d_tp - d_fn) / K, -(d_fp - d_tn) / K, w1, w0
+
+
 @njit(cache=True, nogil=True)
 def mlp_forward(X, theta, dims, activation):
     """Output scores ``z`` (n, n_outputs) and the list of layer activations."""
@@ -414,11 +450,14 @@ def mlp_forward(X, theta, dims, activation):
 
 
 @njit(cache=True, nogil=True)
-def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, l2, grad):
+def mlp_loss_grad(
+    X, Y, s, theta, dims, activation, code, beta, amplifier, log_loss, l2, grad
+):
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
 
     ``X`` (b, d) float64, ``Y`` (b, n_outputs) 0/1 uint8, ``s`` (b,) weights
-    summing to one; the penalty is ``l2 / 2 * sum |W_l|^2``.
+    summing to one; ``log_loss`` weighs the class-balanced log-loss; the
+    penalty is ``l2 / 2 * sum |W_l|^2``.
     """
     offsets = _layer_offsets(dims)
     n_layers = dims.shape[0] - 1
@@ -426,29 +465,36 @@ def mlp_loss_grad(X, Y, s, theta, dims, activation, code, beta, amplifier, l2, g
     Z = acts[n_layers]
     b, K = Z.shape
     delta = np.empty((b, K))
+    d_log = np.empty(b)
     loss = 0.0
     for k in range(K):
         tp = 0.0
         fp = 0.0
         pos = 0.0
         neg = 0.0
+        log_pos = 0.0
+        log_neg = 0.0
         for i in range(b):
-            a, dadz = amplified(Z[i, k], amplifier)
+            a, dadz, ll, dll = _output_terms(Z[i, k], Y[i, k], amplifier, log_loss)
             delta[i, k] = s[i] * dadz
+            d_log[i] = s[i] * dll
             if Y[i, k]:
                 tp += s[i] * a
                 pos += s[i]
+                log_pos += s[i] * ll
             else:
                 fp += s[i] * a
                 neg += s[i]
-        value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(
-            code, max(neg - fp, 0.0), fp, max(pos - tp, 0.0), tp, beta
+                log_neg += s[i] * ll
+        value, g1, g0, w1, w0 = _output_weights(
+            tp, fp, pos, neg, log_pos, log_neg, code, beta, log_loss, K
         )
-        g1 = -(d_tp - d_fn) / K
-        g0 = -(d_fp - d_tn) / K
         for i in range(b):
-            delta[i, k] *= g1 if Y[i, k] else g0
-        loss += (1.0 - value) / K
+            if Y[i, k]:
+                delta[i, k] = g1 * delta[i, k] + w1 * d_log[i]
+            else:
+                delta[i, k] = g0 * delta[i, k] + w0 * d_log[i]
+        loss += value
     penalty = 0.0
     for layer in range(n_layers - 1, -1, -1):
         W, _ = _weights(theta, dims, offsets, layer)
@@ -475,6 +521,7 @@ def mlp_epoch(
     code,
     beta,
     amplifier,
+    log_loss,
     alpha,
     batch_size,
     solver,
@@ -521,7 +568,18 @@ def mlp_epoch(
         sb /= mass
         l2 = alpha / (mass * weight_total if weighted else mass)
         loss = mlp_loss_grad(
-            Xb, Yb, sb, theta, dims, activation, code, beta, amplifier, l2, grad
+            Xb,
+            Yb,
+            sb,
+            theta,
+            dims,
+            activation,
+            code,
+            beta,
+            amplifier,
+            log_loss,
+            l2,
+            grad,
         )
         t += 1
         finite = math.isfinite(loss)

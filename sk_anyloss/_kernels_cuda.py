@@ -66,6 +66,14 @@ _dot = _device_function(_kernels_cpu._dot)
 _loss_and_gradient = _device_function(
     _kernels_cpu._loss_and_gradient, _metric_and_partials=_metric_and_partials
 )
+_output_terms = _device_function(
+    _kernels_cpu._output_terms,
+    amplified=amplified,
+    _sigmoid_softplus=_sigmoid_softplus,
+)
+_output_weights = _device_function(
+    _kernels_cpu._output_weights, _metric_and_partials=_metric_and_partials
+)
 
 
 @_device_jit
@@ -531,55 +539,78 @@ def _mlp_kernels(tile, tpb):
         code,
         beta,
         amplifier,
+        log_loss,
         delta,
         out_loss,
     ):
-        """Output unit ``k`` (block ``k``): soft confusion matrix of the batch,
-        ``delta[:, k] = d loss / d z_k`` and ``out_loss[k] = (1 - M) / K``."""
+        """Output unit ``k`` (block ``k``): the batch's sums (soft confusion
+        matrix, class masses and log-losses), ``delta[:, k] = d loss / d z_k``
+        and ``out_loss[k]``, the unit's share of the loss."""
         t = cuda.threadIdx.x
         k = cuda.blockIdx.x
         K = Y.shape[1]
-        red = cuda.shared.array((4, tpb), float64)
-        g = cuda.shared.array(2, float64)
+        red = cuda.shared.array((6, tpb), float64)
+        g = cuda.shared.array(4, float64)
         tp = 0.0
         fp = 0.0
         pos = 0.0
         neg = 0.0
+        log_pos = 0.0
+        log_neg = 0.0
         for r in range(t, rows, tpb):
             i = order[start + r]
             s = (sw[i] if weighted else 1.0) / mass
-            a, dadz = amplified(Z[r * K + k], amplifier)
+            a, dadz, ll, _ = _output_terms(Z[r * K + k], Y[i, k], amplifier, log_loss)
             delta[r * K + k] = s * dadz
             if Y[i, k]:
                 tp += s * a
                 pos += s
+                log_pos += s * ll
             else:
                 fp += s * a
                 neg += s
+                log_neg += s * ll
         red[0, t] = tp
         red[1, t] = fp
         red[2, t] = pos
         red[3, t] = neg
+        red[4, t] = log_pos
+        red[5, t] = log_neg
         cuda.syncthreads()
         stride = tpb // 2
         while stride > 0:
             if t < stride:
-                for q in range(4):
+                for q in range(6):
                     red[q, t] += red[q, t + stride]
             cuda.syncthreads()
             stride //= 2
         if t == 0:
-            tp = red[0, 0]
-            fp = red[1, 0]
-            value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(
-                code, max(red[3, 0] - fp, 0.0), fp, max(red[2, 0] - tp, 0.0), tp, beta
+            loss, g1, g0, w1, w0 = _output_weights(
+                red[0, 0],
+                red[1, 0],
+                red[2, 0],
+                red[3, 0],
+                red[4, 0],
+                red[5, 0],
+                code,
+                beta,
+                log_loss,
+                K,
             )
-            g[0] = -(d_tp - d_fn) / K
-            g[1] = -(d_fp - d_tn) / K
-            out_loss[k] = (1.0 - value) / K
+            out_loss[k] = loss
+            g[0] = g1
+            g[1] = g0
+            g[2] = w1
+            g[3] = w0
         cuda.syncthreads()
         for r in range(t, rows, tpb):
-            delta[r * K + k] *= g[0] if Y[order[start + r], k] else g[1]
+            i = order[start + r]
+            s = (sw[i] if weighted else 1.0) / mass
+            _, _, _, dll = _output_terms(Z[r * K + k], Y[i, k], amplifier, log_loss)
+            if Y[i, k]:
+                delta[r * K + k] = g[0] * delta[r * K + k] + g[2] * (s * dll)
+            else:
+                delta[r * K + k] = g[1] * delta[r * K + k] + g[3] * (s * dll)
 
     @cuda.jit
     def weight_grad(A, delta, rows, theta, offset, n_in, n_out, l2, grad):
@@ -735,6 +766,7 @@ class MLPEpoch:
         code,
         beta,
         amplifier,
+        log_loss,
         alpha,
         batch_size,
         solver,
@@ -825,6 +857,7 @@ class MLPEpoch:
                 code,
                 beta,
                 amplifier,
+                log_loss,
                 delta,
                 out_loss,
             )

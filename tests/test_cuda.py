@@ -197,7 +197,18 @@ def _mlp_problem(n, d, K, weighted, dtype, seed=0):
 
 
 def _mlp_epochs(
-    epoch, X, Y, sw, theta, dims, activation, solver, batch_size, orders, metric="mcc"
+    epoch,
+    X,
+    Y,
+    sw,
+    theta,
+    dims,
+    activation,
+    solver,
+    batch_size,
+    orders,
+    metric="mcc",
+    log_loss=0.7,
 ):
     theta = theta.copy()
     m = np.zeros_like(theta)
@@ -207,7 +218,8 @@ def _mlp_epochs(
     for order in orders:
         loss, t = epoch(
             X, Y, sw, order, theta, dims, activation, metric_code(metric), 2.0,
-            20.0, 0.5, batch_size, solver, 0.01, 0.9, 0.9, 0.999, 1e-8, m, v, t,
+            20.0, log_loss, 0.5, batch_size, solver, 0.01, 0.9, 0.9, 0.999, 1e-8,
+            m, v, t,
             3.0 if sw.shape[0] else float(X.shape[0]),
         )  # fmt: skip
         losses.append(loss)
@@ -215,16 +227,16 @@ def _mlp_epochs(
 
 
 @pytest.mark.parametrize(
-    "activation, dtype, weighted, solver, K, n, batch_size, epochs",
+    "activation, dtype, weighted, solver, K, n, batch_size, epochs, log_loss",
     [
-        ("identity", np.float64, False, "adam", 1, 9, 9, 1),
-        ("logistic", np.float32, False, "adam", 1, 9, 9, 1),
-        ("tanh", np.float64, True, "sgd", 1, 9, 9, 1),
-        ("relu", np.float32, True, "adam", 2, 13, 5, 2),  # a partial last batch
+        ("identity", np.float64, False, "adam", 1, 9, 9, 1, 0.7),
+        ("logistic", np.float32, False, "adam", 1, 9, 9, 1, 0.0),
+        ("tanh", np.float64, True, "sgd", 1, 9, 9, 1, 0.7),
+        ("relu", np.float32, True, "adam", 2, 13, 5, 2, 0.7),  # partial last batch
     ],
 )
 def test_mlp_epoch_follows_the_cpu_epoch(
-    activation, dtype, weighted, solver, K, n, batch_size, epochs
+    activation, dtype, weighted, solver, K, n, batch_size, epochs, log_loss
 ):
     X, Y, sw, rng = _mlp_problem(n, 5, K, weighted, dtype)
     dims = np.array([5, 6, K], dtype=np.int64)
@@ -232,7 +244,7 @@ def test_mlp_epoch_follows_the_cpu_epoch(
     orders = [rng.permutation(n) for _ in range(epochs)]
     args = (
         theta, dims, cpu.ACTIVATION_CODES[activation], {"adam": 0, "sgd": 1}[solver],
-        batch_size, orders,
+        batch_size, orders, "mcc", log_loss,
     )  # fmt: skip
     expected = _mlp_epochs(cpu.mlp_epoch, X, Y, sw, *args)
     got = _mlp_epochs(gpu.MLPEpoch(X, Y, sw), X, Y, sw, *args)

@@ -2,16 +2,17 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
-from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_loss_grad
+from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_forward, mlp_loss_grad
 from sk_anyloss._metrics import metric_code
 
 ACTIVATIONS = list(ACTIVATION_CODES)
@@ -29,23 +30,11 @@ def _small(**params):
     )
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("metric", METRIC_NAMES)
-def test_gradient_matches_finite_differences(activation, metric):
-    rng = np.random.default_rng(metric_code(metric))
-    dims = np.array([4, 5, 3, 2])
-    size = sum((dims[i] + 1) * dims[i + 1] for i in range(len(dims) - 1))
-    theta = 0.5 * rng.standard_normal(size)
-    n = 40
-    X = rng.standard_normal((n, 4))
-    Y = (rng.random((n, 2)) < 0.3).astype(np.uint8)
-    s = rng.uniform(0.5, 1.5, n)
-    s /= s.sum()
-    args = (dims, ACTIVATION_CODES[activation], metric_code(metric), 1.5, 10.0, 0.3)
-    grad = np.empty(size)
+def _assert_gradient_is_finite_differences(X, Y, s, theta, args):
+    grad = np.empty_like(theta)
     mlp_loss_grad(X, Y, s, theta, *args, grad)
-    scratch = np.empty(size)
-    for k in range(size):
+    scratch = np.empty_like(theta)
+    for k in range(theta.shape[0]):
         up, down = theta.copy(), theta.copy()
         up[k] += 1e-6
         down[k] -= 1e-6
@@ -54,6 +43,68 @@ def test_gradient_matches_finite_differences(activation, metric):
             - mlp_loss_grad(X, Y, s, down, *args, scratch)
         ) / 2e-6
         assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
+
+
+def _network(rng, dims):
+    size = sum((dims[i] + 1) * dims[i + 1] for i in range(len(dims) - 1))
+    return 0.5 * rng.standard_normal(size)
+
+
+@pytest.mark.parametrize("log_loss_weight", [0.0, 0.7])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_gradient_matches_finite_differences(activation, metric, log_loss_weight):
+    rng = np.random.default_rng(metric_code(metric))
+    dims = np.array([4, 5, 3, 2])
+    theta = _network(rng, dims)
+    n = 40
+    X = rng.standard_normal((n, 4))
+    Y = (rng.random((n, 2)) < 0.3).astype(np.uint8)
+    s = rng.uniform(0.5, 1.5, n)
+    s /= s.sum()
+    code = metric_code(metric)
+    args = (dims, ACTIVATION_CODES[activation], code, 1.5, 10.0, log_loss_weight, 0.3)
+    _assert_gradient_is_finite_differences(X, Y, s, theta, args)
+
+
+def test_gradient_of_a_batch_without_positives():
+    # The log-loss term of an absent class is left out, not divided by zero.
+    rng = np.random.default_rng(5)
+    dims = np.array([3, 4, 1])
+    theta = _network(rng, dims)
+    X = rng.standard_normal((12, 3))
+    s = np.full(12, 1 / 12)
+    args = (dims, ACTIVATION_CODES["tanh"], metric_code("f1"), 1.0, 10.0, 0.5, 0.1)
+    for Y in (np.zeros((12, 1), np.uint8), np.ones((12, 1), np.uint8)):
+        assert np.isfinite(mlp_loss_grad(X, Y, s, theta, *args, np.empty_like(theta)))
+        _assert_gradient_is_finite_differences(X, Y, s, theta, args)
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_log_loss_term_is_the_class_balanced_log_loss(K):
+    # loss(weight w) - loss(weight 0) = w * the mean over outputs of
+    # sklearn's log_loss with each class carrying half the sample weight.
+    rng = np.random.default_rng(K)
+    dims = np.array([3, 4, K])
+    theta = _network(rng, dims)
+    n = 30
+    X = rng.standard_normal((n, 3))
+    Y = (rng.random((n, K)) < 0.25).astype(np.uint8)
+    s = rng.uniform(0.5, 1.5, n)
+    s /= s.sum()
+    relu, f1 = ACTIVATION_CODES["relu"], metric_code("f1")
+    scratch = np.empty_like(theta)
+    with_term = mlp_loss_grad(
+        X, Y, s, theta, dims, relu, f1, 1.0, 10.0, 0.8, 0.2, scratch
+    )
+    alone = mlp_loss_grad(X, Y, s, theta, dims, relu, f1, 1.0, 10.0, 0.0, 0.2, scratch)
+    proba = expit(mlp_forward(X, theta, dims, relu)[-1])
+    expected = 0.0
+    for k in range(K):
+        y = Y[:, k].astype(bool)
+        balance = np.where(y, 0.5 / s[y].sum(), 0.5 / s[~y].sum())
+        expected += log_loss(y, proba[:, k], sample_weight=s * balance) / K
+    assert with_term - alone == pytest.approx(0.8 * expected, rel=1e-10)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -201,6 +252,8 @@ def test_bad_batch_size(cancer, batch_size):
         ({"metric": "auc"}, "'metric' parameter"),
         ({"beta": 0.0}, "'beta' parameter"),
         ({"amplifier": -1.0}, "'amplifier' parameter"),
+        ({"log_loss_weight": -0.5}, "'log_loss_weight' parameter"),
+        ({"log_loss_weight": "on"}, "'log_loss_weight' parameter"),
         ({"activation": "gelu"}, "'activation' parameter"),
         ({"solver": "lbfgs"}, "'solver' parameter"),
     ],
