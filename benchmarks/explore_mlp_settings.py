@@ -62,6 +62,12 @@ CANDIDATES = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metric", default="f1")
+    parser.add_argument("--beta", type=float, default=1.0, help="of metric fbeta")
+    parser.add_argument(
+        "--per-dataset",
+        action="store_true",
+        help="also print each dataset's mean over splits",
+    )
     parser.add_argument("--max-rows", type=int, default=7_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", help="candidate labels to run")
@@ -71,18 +77,24 @@ def main(argv=None):
     warnings.filterwarnings("ignore", "Got batch_size", UserWarning)
     labels = [k for k in CANDIDATES if not args.only or k in args.only]
     means = {label: [] for label in labels}
-    print(f"metric = {args.metric}; CV seeds {args.seeds}")
+    per_dataset = {label: {} for label in labels}
+    beta = f", beta = {args.beta}" if args.metric == "fbeta" else ""
+    print(f"metric = {args.metric}{beta}; CV seeds {args.seeds}")
     print()
     print("| candidate | split | mean | fit s |")
     print("|---|---|---|---|")
     for seed in args.seeds:
         data = _suite.prepared_datasets(args.max_rows, seed)
         for label in labels:
-            make = partial(AnyLossMLPClassifier, args.metric, random_state=0)
-            per_dataset, fit_s = _suite.explore_scores(
-                partial(make, **CANDIDATES[label]), data, args.metric
+            make = partial(
+                AnyLossMLPClassifier, args.metric, beta=args.beta, random_state=0
             )
-            means[label].append(np.mean(per_dataset))
+            scores, fit_s = _suite.explore_scores(
+                partial(make, **CANDIDATES[label]), data, args.metric, args.beta
+            )
+            means[label].append(np.mean(scores))
+            for (key, _), score in zip(data, scores):
+                per_dataset[label].setdefault(key, []).append(score)
             elapsed = sum(fit_s)
             print(f"| {label} | {seed} | {means[label][-1]:.4f} | {elapsed:.0f} |")
     print()
@@ -91,6 +103,16 @@ def main(argv=None):
     for label in labels:
         row = " | ".join(f"{m:.4f}" for m in means[label])
         print(f"| {label} | {row} | {np.mean(means[label]):.4f} |")
+    if args.per_dataset:
+        keys = list(per_dataset[labels[0]])
+        print()
+        print("Mean over splits per dataset:")
+        print()
+        print("| candidate | " + " | ".join(keys) + " |")
+        print("|---" * (len(keys) + 1) + "|")
+        for label in labels:
+            row = " | ".join(f"{np.mean(per_dataset[label][k]):.3f}" for k in keys)
+            print(f"| {label} | {row} |")
 
 
 if __name__ == "__main__":

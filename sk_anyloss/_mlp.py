@@ -28,7 +28,7 @@ _SOLVERS = {"adam": 0, "sgd": 1}
 
 # ``log_loss_weight="auto"``: measured on the benchmark suite over CV splits
 # (docs/mlp-notes.md); the metrics not listed train on the metric alone.
-_AUTO_LOG_LOSS_WEIGHT = {"f1": 0.5, "fbeta": 0.5, "jaccard": 0.5, "mcc": 0.5}
+_AUTO_LOG_LOSS_WEIGHT = {"f1": 0.5, "jaccard": 0.5, "mcc": 0.5, "cohen_kappa": 0.5}
 
 
 class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
@@ -73,8 +73,10 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         samples alike, and steadies the training of the hidden layers. 0
         trains on the metric alone, as in the AnyLoss paper. ``"auto"`` is
         0.5 for the metrics it was measured to improve on the benchmark
-        suite and 0 for the others (balanced accuracy, G-mean, accuracy);
-        see ``docs/mlp-notes.md``. Not an ``MLPClassifier`` parameter.
+        suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for the others
+        (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows, F-beta at
+        beta 0.5 and 2); see ``docs/mlp-notes.md``. Not an
+        ``MLPClassifier`` parameter.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Number of units in each hidden layer.

@@ -294,10 +294,10 @@ def prepared_datasets(max_rows, seed=0):
     return data
 
 
-def explore_scores(make, data, metric):
+def explore_scores(make, data, metric, beta=1.0):
     """The explore scripts' measure of one candidate: ``(mean test score of
-    ``metric`` per dataset, fit seconds per fold)`` of the models ``make()``
-    on ``data``, the output of ``prepared_datasets``."""
+    ``metric`` (with ``beta`` for F-beta) per dataset, fit seconds per fold)``
+    of the models ``make()`` on ``data``, the output of ``prepared_datasets``."""
     means, fit_times = [], []
     for _, folds in data:
         scores = []
@@ -306,7 +306,8 @@ def explore_scores(make, data, metric):
             start = time.perf_counter()
             model.fit(X_train, y_train)
             fit_times.append(time.perf_counter() - start)
-            scores.append(score_labels(y_test, model.predict(X_test), metric=metric))
+            predicted = model.predict(X_test)
+            scores.append(score_labels(y_test, predicted, metric=metric, beta=beta))
         means.append(float(np.mean(scores)))
     return means, fit_times
 

@@ -89,7 +89,7 @@ def test_run_tables_and_plot(tmp_path):
 
 def test_explore_scores_are_the_mean_fold_scores_per_dataset():
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score, fbeta_score
 
     X, y = _suite.load("haberman")
     data = [("haberman", list(_suite.prepared_folds(X, y, _suite.cv_folds(X, y))))]
@@ -108,3 +108,18 @@ def test_explore_scores_are_the_mean_fold_scores_per_dataset():
     )
     assert means == [pytest.approx(expected)]
     assert len(fit_s) == len(folds) and all(t > 0 for t in fit_s)
+    # F-beta with its beta, in the model's scorer as in sklearn's
+    means, _ = _suite.explore_scores(
+        lambda: LogisticRegression(class_weight="balanced"), data, "fbeta", 2.0
+    )
+    expected = np.mean(
+        [
+            fbeta_score(
+                y_te,
+                LogisticRegression(class_weight="balanced").fit(X, y).predict(X_te),
+                beta=2.0,
+            )
+            for X, y, X_te, y_te in folds
+        ]
+    )
+    assert means == [pytest.approx(expected)]
