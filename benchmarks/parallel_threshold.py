@@ -18,7 +18,7 @@ def main():
     rng = np.random.default_rng(0)
     d = 20
     print("| n x d | serial us | parallel us |\n|---|---|---|")
-    for n in [1000, 2500, 5000, 10000, 20000, 40000]:
+    for n in [1000, 2500, 5000, 10000, 20000, 25000, 30000, 40000]:
         X = rng.standard_normal((n, d))
         y = (rng.random(n) < 0.2).astype(np.uint8)
         theta = np.full(d + 1, 0.01)

@@ -27,10 +27,10 @@ import numba
 from threadpoolctl import ThreadpoolController
 
 # Below this many matrix entries per epoch, starting threads costs more than
-# it saves. On 2 cores the crossover measured between 100,000 and 800,000
-# entries from run to run (benchmarks/parallel_threshold.py, figures in
-# benchmarks/README.md); re-measure on larger machines.
-PARALLEL_MIN_ENTRIES = 200_000
+# it saves. On 2 cores with nothing else running the crossover measured
+# between 400,000 and 500,000 entries (benchmarks/parallel_threshold.py,
+# figures in benchmarks/README.md); re-measure on larger machines.
+PARALLEL_MIN_ENTRIES = 500_000
 
 _parallel_lock = threading.Lock()
 _forked_child = False
