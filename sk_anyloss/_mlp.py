@@ -70,8 +70,8 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         class's mean log-loss, averaged over the two classes; per output
         unit for a multiclass target). It gives every sample a gradient that
         grows with how wrong it is, where the metric alone weighs a class's
-        samples alike, and steadies the training of the hidden layers. 0
-        trains on the metric alone, as in the AnyLoss paper. ``"auto"`` is
+        samples alike. 0 trains on the metric alone, as in the AnyLoss
+        paper. ``"auto"`` is
         0.5 for the metrics it was measured to improve on the benchmark
         suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for the others
         (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows, F-beta at
