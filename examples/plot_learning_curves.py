@@ -63,7 +63,9 @@ mlp = AnyLossMLPClassifier(
     hidden_layer_sizes=(32,), early_stopping=True, max_iter=100, random_state=0
 ).fit(X_train, y_train)
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(mlp.loss_curve_, label="training loss (1 - soft F1 of the batches)")
+# For F1 the MLP's loss adds half the batch's class-balanced log-loss
+# (``log_loss_weight="auto"``) to 1 - soft F1.
+ax.plot(mlp.loss_curve_, label="training loss (1 - soft F1 + log-loss term)")
 ax.plot([1 - s for s in mlp.validation_scores_], label="1 - validation F1 (hard)")
 ax.set(
     xlabel="epoch", ylabel="loss", title=f"AnyLossMLPClassifier: {mlp.n_iter_} epochs"
