@@ -400,17 +400,24 @@ def _scale_by_derivative(delta, A, code):
 
 
 @njit(inline="always")
+def _log_loss_terms(z, positive):
+    """``(log-loss, d log-loss/dz)`` of one row with score ``z``."""
+    if positive:
+        sig, softplus = _sigmoid_softplus(-z)
+        return softplus, -sig
+    sig, softplus = _sigmoid_softplus(z)
+    return softplus, sig
+
+
+@njit(inline="always")
 def _output_terms(z, positive, amplifier, log_loss):
     """``(A, dA/dz, log-loss, d log-loss/dz)`` of one row of an output unit
     with score ``z``; the log-loss terms are 0 when ``log_loss`` is 0."""
     a, dadz = amplified(z, amplifier)
     if log_loss == 0.0:
         return a, dadz, 0.0, 0.0
-    if positive:
-        sig, softplus = _sigmoid_softplus(-z)
-        return a, dadz, softplus, -sig
-    sig, softplus = _sigmoid_softplus(z)
-    return a, dadz, softplus, sig
+    ll, dll = _log_loss_terms(z, positive)
+    return a, dadz, ll, dll
 
 
 @njit(inline="always")

@@ -66,10 +66,11 @@ _dot = _device_function(_kernels_cpu._dot)
 _loss_and_gradient = _device_function(
     _kernels_cpu._loss_and_gradient, _metric_and_partials=_metric_and_partials
 )
+_log_loss_terms = _device_function(
+    _kernels_cpu._log_loss_terms, _sigmoid_softplus=_sigmoid_softplus
+)
 _output_terms = _device_function(
-    _kernels_cpu._output_terms,
-    amplified=amplified,
-    _sigmoid_softplus=_sigmoid_softplus,
+    _kernels_cpu._output_terms, amplified=amplified, _log_loss_terms=_log_loss_terms
 )
 _output_weights = _device_function(
     _kernels_cpu._output_weights, _metric_and_partials=_metric_and_partials
@@ -605,8 +606,10 @@ def _mlp_kernels(tile, tpb):
         cuda.syncthreads()
         for r in range(t, rows, tpb):
             i = order[start + r]
+            dll = 0.0
+            if log_loss != 0.0:
+                _, dll = _log_loss_terms(Z[r * K + k], Y[i, k])
             s = (sw[i] if weighted else 1.0) / mass
-            _, _, _, dll = _output_terms(Z[r * K + k], Y[i, k], amplifier, log_loss)
             if Y[i, k]:
                 delta[r * K + k] = g[0] * delta[r * K + k] + g[2] * (s * dll)
             else:

@@ -38,9 +38,10 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
     (same layers, activations and initialisation); its output unit gives
     ``p = sigmoid(z)``. Training minimises ``1 - M(TN, FP, FN, TP)`` of the
     soft confusion matrix of each mini-batch, made differentiable with the
-    AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``. A multiclass
-    target gets one output unit per class, each trained one-vs-rest on the
-    metric, and the loss is their mean.
+    AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``, plus, for
+    some metrics, a class-balanced log-loss term (``log_loss_weight``). A
+    multiclass target gets one output unit per class, each trained
+    one-vs-rest on the metric, and the loss is their mean.
 
     Mini-batches are stratified: every batch holds the classes in the
     proportions of the training data, so the soft confusion matrix of a batch
@@ -74,9 +75,10 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         paper. ``"auto"`` is
         0.5 for the metrics it was measured to improve on the benchmark
         suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for the others
-        (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows, F-beta at
-        beta 0.5 and 2); see ``docs/mlp-notes.md``. Not an
-        ``MLPClassifier`` parameter.
+        (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows, and F-beta
+        for any ``beta``, 1 included: it lost at beta 2); see
+        ``docs/mlp-notes.md``. The term is part of ``loss_curve_`` and of
+        the loss that ``tol`` watches. Not an ``MLPClassifier`` parameter.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Number of units in each hidden layer.
@@ -165,7 +167,8 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         Number of training samples seen.
 
     loss_curve_ : list of float
-        Mean mini-batch loss of each epoch.
+        Mean mini-batch loss of each epoch (the log-loss and L2 terms
+        included).
 
     best_loss_ : float or None
         Smallest epoch loss; ``None`` with ``early_stopping``.

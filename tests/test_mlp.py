@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
 from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_forward, mlp_loss_grad
 from sk_anyloss._metrics import metric_code
+from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT
 
 ACTIVATIONS = list(ACTIVATION_CODES)
 
@@ -105,6 +106,23 @@ def test_log_loss_term_is_the_class_balanced_log_loss(K):
         balance = np.where(y, 0.5 / s[y].sum(), 0.5 / s[~y].sum())
         expected += log_loss(y, proba[:, k], sample_weight=s * balance) / K
     assert with_term - alone == pytest.approx(0.8 * expected, rel=1e-10)
+
+
+def test_log_loss_weight_reaches_the_kernel_and_auto_follows_the_metric(cancer):
+    X, y = cancer
+
+    def curve(**params):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return _small(max_iter=4, **params).fit(X, y).loss_curve_
+
+    assert curve(log_loss_weight=0.5) != curve(log_loss_weight=0.0)
+    assert curve(metric="f1") == curve(metric="f1", log_loss_weight=0.5)
+    assert curve(metric="mcc") == curve(metric="mcc", log_loss_weight=0.5)
+    ba = "balanced_accuracy"
+    assert curve(metric=ba) == curve(metric=ba, log_loss_weight=0.0)
+    assert curve(metric="fbeta", beta=1.0) == curve(metric="f1", log_loss_weight=0.0)
+    assert set(_AUTO_LOG_LOSS_WEIGHT) <= set(METRIC_NAMES)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
