@@ -21,7 +21,7 @@ from ._base import (
     normalized_sample_weight,
 )
 from ._device import DEVICES, cuda_kernels, resolve_device
-from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch
+from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch, stratified_merge
 from ._metrics import metric_code, score_labels
 
 _SOLVERS = {"adam": 0, "sgd": 1}
@@ -590,13 +590,11 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
 
 def _stratified_order(y_index, shuffle, rng):
     """A permutation whose every stretch holds the classes in proportion."""
-    keys = np.empty(y_index.shape[0])
-    for c in np.unique(y_index):
-        members = np.flatnonzero(y_index == c)
-        if shuffle:
-            members = rng.permutation(members)
-        keys[members] = (np.arange(members.shape[0]) + 0.5) / members.shape[0]
-    return np.argsort(keys, kind="stable")
+    members = [np.flatnonzero(y_index == c) for c in np.unique(y_index)]
+    if shuffle:
+        members = [rng.permutation(m) for m in members]
+    offsets = np.cumsum([0] + [m.shape[0] for m in members])
+    return stratified_merge(np.concatenate(members), offsets)
 
 
 def _metric_mean(metric, beta, y_index, y_pred_index, n_classes):

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
 from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_forward, mlp_loss_grad
 from sk_anyloss._metrics import metric_code
-from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT
+from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT, _stratified_order
 
 ACTIVATIONS = list(ACTIVATION_CODES)
 
@@ -123,6 +123,32 @@ def test_log_loss_weight_reaches_the_kernel_and_auto_follows_the_metric(cancer):
     assert curve(metric=ba) == curve(metric=ba, log_loss_weight=0.0)
     assert curve(metric="fbeta", beta=1.0) == curve(metric="f1", log_loss_weight=0.0)
     assert set(_AUTO_LOG_LOSS_WEIGHT) <= set(METRIC_NAMES)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_stratified_order_is_the_sorted_class_ranks(shuffle):
+    # The definition: the j-th sample of class c (in the class's shuffled
+    # order) gets the key (j + 0.5) / n_c; the order sorts the keys, ties by
+    # sample index. Equal class sizes give ties.
+    rng = np.random.default_rng(3)
+    cases = [np.repeat(np.arange(3), 40), np.r_[np.zeros(90), np.ones(10)]]
+    cases += [rng.integers(0, k, n) for k, n in [(2, 7), (2, 301), (5, 257)]]
+    for y in cases:
+        y = rng.permutation(y).astype(np.int64)
+        expected_rng, rng_used = np.random.RandomState(0), np.random.RandomState(0)
+        keys = np.empty(y.shape[0])
+        for c in np.unique(y):
+            members = np.flatnonzero(y == c)
+            if shuffle:
+                members = expected_rng.permutation(members)
+            keys[members] = (np.arange(members.shape[0]) + 0.5) / members.shape[0]
+        order = _stratified_order(y, shuffle, rng_used)
+        np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+        # every batch of 10 holds the classes within one of their share
+        for start in range(0, y.shape[0] - 9, 10):
+            counts = np.bincount(y[order[start : start + 10]], minlength=y.max() + 1)
+            share = 10 * np.bincount(y) / y.shape[0]
+            assert np.all(np.abs(counts - share) <= 1.5), (start, counts, share)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
