@@ -687,7 +687,7 @@ def profile_report(n, d, hidden, batch_size, repeats, prof, fit_epoch=None):
             prof["epoch"] - prof["gather"] - prof["loss_grad"] - prof["adam"],
         ),
         (
-            "`_stratified_order` (Python, once per epoch, outside the kernel)",
+            "`_stratified_order` (once per epoch, outside the epoch kernel)",
             prof["order"],
         ),
     ]
