@@ -72,11 +72,10 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         unit for a multiclass target). It gives every sample a gradient that
         grows with how wrong it is, where the metric alone weighs a class's
         samples alike. 0 trains on the metric alone, as in the AnyLoss
-        paper. ``"auto"`` is
-        0.5 for the metrics it was measured to improve on the benchmark
-        suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for the others
-        (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows, and F-beta
-        for any ``beta``, 1 included: it lost at beta 2); see
+        paper. ``"auto"`` is 0.5 for the metrics it was measured to improve
+        on the benchmark suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for
+        the others (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows,
+        and F-beta for any ``beta``, 1 included: it lost at beta 2); see
         ``docs/mlp-notes.md``. The term is part of ``loss_curve_`` and of
         the loss that ``tol`` watches. Not an ``MLPClassifier`` parameter.
 
