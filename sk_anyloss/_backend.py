@@ -1,6 +1,19 @@
-"""Where kernels run: the one place that decides threads and threading layers.
+"""Where kernels run: the one place that decides the device, the threads and
+the threading layer, and makes the backend an estimator trains with.
 
-Numba's threading layers differ in exactly the two situations a scikit-learn
+An estimator asks :func:`linear_backend` or :func:`mlp_backend` for a backend
+of its data and never branches on the device itself.  Every backend of a model
+has the same small protocol (``_kernels_cpu.LinearBackend`` and
+``_kernels_cuda.LinearBackend``, ...): it takes the data once, hides how its
+kernels run, and is handed the fit's settings record and metric.
+
+Devices: ``"cpu"`` never touches CUDA (not even an import of ``numba.cuda``).
+``"cuda"`` needs the ``numba-cuda`` package (the ``cuda`` extra) and a usable
+GPU, or Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``); without them it
+raises an error that says why, and never falls back.  ``"auto"`` is
+``"cuda"`` where that would work and ``"cpu"`` otherwise.
+
+Threads: Numba's threading layers differ in exactly the two situations a scikit-learn
 user meets:
 
 * ``omp`` (GNU OpenMP, the default pick of Numba's pip wheels on Linux) is
@@ -19,9 +32,11 @@ parallel builds give bit-identical results, so this choice never changes a
 model.
 """
 
+import importlib.util
 import os
 import threading
 from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 
 import numba
 from threadpoolctl import ThreadpoolController
@@ -114,3 +129,69 @@ def _one_blas_thread():
         # that costs tens of microseconds.
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
+
+
+DEVICES = ("cpu", "cuda", "auto")
+
+_INSTALL_HINT = (
+    'Install the CUDA backend with pip install "sk_anyloss[cuda]"; the CUDA '
+    "libraries come with the NVIDIA driver and, for example, pip install "
+    '"numba-cuda[cu12]" (or "[cu13]", to match the driver). Or use device="cpu".'
+)
+
+
+@lru_cache(maxsize=1)
+def cuda_unusable_reason():
+    """Why the CUDA backend cannot run here, or ``None`` if it can."""
+    if importlib.util.find_spec("numba_cuda") is None:
+        return "the numba-cuda package is not installed."
+    try:
+        from numba import cuda
+    except ImportError as exc:  # pragma: no cover - a broken installation
+        return f"numba.cuda cannot be imported ({exc})."
+    if cuda.is_available():
+        return None
+    error = cuda.cuda_error()
+    detail = " ".join(str(error).split()) if error else "no CUDA GPU was found."
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        detail += " (CUDA_VISIBLE_DEVICES is set to an empty string.)"
+    return detail
+
+
+def resolve_device(device):
+    """``"cpu"`` or ``"cuda"``: where an estimator with ``device`` trains."""
+    if device == "cpu":
+        return "cpu"
+    reason = cuda_unusable_reason()
+    if reason is None:
+        return "cuda"
+    if device == "auto":
+        return "cpu"
+    raise RuntimeError(
+        f'device="cuda" was requested, but CUDA cannot be used: {reason} '
+        + _INSTALL_HINT
+    )
+
+
+def _kernels(device):
+    """The kernel module of ``device`` (imported on first use only)."""
+    if resolve_device(device) == "cuda":
+        from . import _kernels_cuda
+
+        return _kernels_cuda
+    from . import _kernels_cpu
+
+    return _kernels_cpu
+
+
+def linear_backend(device, X, sample_weight):
+    """The backend that trains the linear model on ``X`` on ``device``.
+
+    ``sample_weight`` is a float64 array (ones for an unweighted fit).
+    """
+    return _kernels(device).LinearBackend(X, sample_weight)
+
+
+def mlp_backend(device, X, Y, sample_weight):
+    """The backend that trains the MLP on ``(X, Y)`` on ``device``."""
+    return _kernels(device).MLPBackend(X, Y, sample_weight)

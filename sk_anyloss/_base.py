@@ -45,20 +45,12 @@ def encode_target(y):
     return classes, y_index
 
 
-def normalized_sample_weight(sample_weight, X):
-    """Validated sample weights scaled to sum to one, and their raw total.
-
-    Returns ``(None, n_samples)`` when unweighted. Metrics are scale-invariant;
-    the normalisation keeps the soft confusion matrix in [0, 1] whatever the
-    weights' scale, so the kernels' epsilon guards stay inactive on real data.
-    """
-    if sample_weight is None:
-        return None, float(X.shape[0])
-    sw = _check_sample_weight(
+def sample_weight_array(sample_weight, X):
+    """The validated sample weights as a float64 array, ones when
+    ``sample_weight`` is None: the one form in which the backends take them."""
+    return _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-    total = float(sw.sum())  # not zero: _check_sample_weight rejects all-zero weights
-    return sw / total, total
 
 
 def binary_problems(y_index, n_classes):
@@ -68,25 +60,20 @@ def binary_problems(y_index, n_classes):
     return [(y_index == k).astype(np.uint8) for k in range(n_classes)]
 
 
-def class_weight_totals(y01, sw, label):
-    """Total weight of the positive (``label``) and the negative side of a problem."""
+def check_class_weights(y01, sample_weight, label):
+    """Raise a ``ValueError`` unless both sides of a 0/1 problem (positive:
+    ``label``) carry a positive share of the sample weight."""
     mask = y01.astype(bool)
-    if sw is None:
-        n_pos = np.count_nonzero(mask)
-        pos, neg = n_pos / mask.shape[0], (mask.shape[0] - n_pos) / mask.shape[0]
-    else:
-        pos, neg = float(np.sum(sw[mask])), float(np.sum(sw[~mask]))
-    if not pos > 0:
+    if not sample_weight[mask].sum() > 0:
         raise ValueError(
             f"Class {label!r} has zero total sample_weight; every class needs a "
             "positive total weight."
         )
-    if not neg > 0:
+    if not sample_weight[~mask].sum() > 0:
         raise ValueError(
             f"All the sample_weight is on class {label!r}; at least two classes "
             "need a positive total weight."
         )
-    return pos, neg
 
 
 def proba_from_scores(scores):

@@ -1,17 +1,23 @@
-"""Numba CPU kernels for the linear AnyLoss model.
+"""Numba CPU kernels, and the CPU backends of the two models.
 
 Shapes and conventions: ``X`` is C-contiguous ``(n_samples, n_features)``,
 float32 or float64, and is never copied or upcast; per-row arithmetic and all
-accumulators are float64.  ``y`` holds 0/1 as uint8.  ``sw`` holds sample
-weights normalised to sum to one, or is empty, meaning ``1 / n_samples`` each.
-The parameters are one float64 vector ``theta = [w_0 .. w_{d-1}, b]``.
+accumulators are float64.  ``y`` holds 0/1 as uint8.  Sample weights are a
+float64 array, always (ones when the user gave none); each backend scales
+them as its kernels need.  The parameters are one float64 vector ``theta``.
 
-The model is ``p = sigmoid(z)``, ``z = X w + b``; the amplified score is
-``a = sigmoid(L (p - 1/2))``.  With ``h_i = s_i L a_i (1 - a_i) p_i (1 - p_i)``
-the gradient of ``1 - M`` is ``-(g1 S1 + g0 S0)``, where ``S1``, ``S0`` are the
-class-wise sums of ``h_i x_i`` and ``g1 = dM/dTP - dM/dFN``,
-``g0 = dM/dFP - dM/dTN`` depend only on the soft confusion matrix.  So one pass
-over ``X`` yields everything an epoch needs (see ``_epoch_impl``).
+Linear model: ``p = sigmoid(z)``, ``z = X w + b``, ``theta = [w, b]``; the
+amplified score is ``a = sigmoid(L (p - 1/2))``.  With
+``h_i = s_i L a_i (1 - a_i) p_i (1 - p_i)`` the gradient of ``1 - M`` is
+``-(g1 S1 + g0 S0)``, where ``S1``, ``S0`` are the class-wise sums of
+``h_i x_i`` and ``g1 = dM/dTP - dM/dFN``, ``g0 = dM/dFP - dM/dTN`` depend only
+on the soft confusion matrix.  So the pass over ``X`` does not depend on the
+metric (:func:`_linear_pass`): it returns the sums, and the metric's value and
+partials are applied after it (:func:`_metric_step`).
+
+Metrics reach the compiled loops as first-class functions (:func:`cpu_metric`,
+a ``cfunc`` of one signature): the loops are compiled once, whatever the
+metric, and loaded from Numba's disk cache afterwards.
 
 Determinism: rows are cut into chunks of ``CHUNK_ROWS`` (a constant, not a
 function of the thread count); each chunk's partial sums go to their own row of
@@ -22,22 +28,64 @@ results, and so does any number of threads.
 
 import math
 import types
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, cfunc, njit, prange
+from numba import types as nbtypes
 
-from ._metrics import build_metric_function
+from . import _optim
+from ._backend import cpu_kernel
 
 CHUNK_ROWS = 1024
 BLOCK_ROWS = 16
 
-# Solver codes understood by the training loop.
-SOLVER_CODES = {"adam": 0, "gd": 1}
+# A compiled training loop returns to Python after this many entries of ``X``
+# have been read (a few tenths of a second), so that Ctrl-C interrupts a fit.
+ENTRIES_PER_CALL = 1 << 28
 
-# Loss code of the warm-up, the class-balanced log-loss (not a metric).
-WARM_UP = -1
+_inline = njit(inline="always")
+_step_size, _update_at, _update, _track_best = _optim.build(_inline)
 
-_metric_and_partials = build_metric_function(njit)
+# --------------------------------------------------------------------------
+# Metrics as first-class functions
+#
+# ``metric(cm, k, params, partials) -> value``: ``cm`` points to the k x k
+# confusion matrix (2 x 2, ``[tn, fp, fn, tp]``, for a binary target),
+# ``params`` to the metric's parameters, ``partials`` receives dM/dcm.
+
+_POINTER = nbtypes.CPointer(nbtypes.float64)
+METRIC_SIGNATURE = nbtypes.float64(_POINTER, nbtypes.intp, _POINTER, _POINTER)
+
+
+def _binary_metric(cm, k, params, partials):
+    # ``array_form`` is a global of each build (see cpu_metric).
+    return array_form(  # noqa: F821
+        carray(cm, (4,)), carray(params, (1,)), carray(partials, (4,))
+    )
+
+
+@lru_cache(maxsize=None)
+def _compiled_metric(metric):
+    qualname = f"cpu_metric_{metric.key}"
+    env = dict(_binary_metric.__globals__)
+    env["array_form"] = metric.array_form(_inline, qualname + "_array_form")
+    fn = types.FunctionType(_binary_metric.__code__, env, qualname)
+    fn.__qualname__ = qualname
+    return cfunc(METRIC_SIGNATURE, cache=True)(fn)
+
+
+def cpu_metric(metric):
+    """``metric`` (a ``_metrics.Metric``) compiled as the loops call it:
+    a ``cfunc`` of ``METRIC_SIGNATURE``, compiled once per process (and
+    cached on disk)."""
+    return _compiled_metric(metric)
+
+
+# --------------------------------------------------------------------------
+# Linear model: the pass over X
 
 
 @njit(inline="always")
@@ -90,7 +138,13 @@ def _sigmoid_softplus(t):
 
 
 @njit(inline="always")
-def _epoch_impl(X, y, sw, theta, amplifier, logistic, part):
+def n_chunks(n):
+    """Number of row chunks (rows of ``part``) of a pass over ``n`` rows."""
+    return (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+
+
+@njit(inline="always")
+def _linear_pass(X, y, sw, theta, amplifier, logistic, part):
     """One pass over ``X``: per-chunk sums into ``part`` (n_chunks, 2 d + 4).
 
     Row ``c`` of ``part`` receives, over the rows of chunk ``c``:
@@ -103,12 +157,9 @@ def _epoch_impl(X, y, sw, theta, amplifier, logistic, part):
     slots hold the class-wise log-loss sums instead of TP and FP.
     """
     n, d = X.shape
-    n_chunks = part.shape[0]
-    weighted = sw.shape[0] > 0
-    unit = 1.0 / n
     w = theta[:d].copy()  # a private copy: no aliasing with the outputs
     b = theta[d]
-    for c in prange(n_chunks):
+    for c in prange(part.shape[0]):
         # Chunk-local accumulators, written to ``part`` once at the end.
         acc1 = np.zeros(d)
         acc0 = np.zeros(d)
@@ -126,7 +177,7 @@ def _epoch_impl(X, y, sw, theta, amplifier, logistic, part):
             for i in range(i0, i1):
                 hb[i - i0] = b + _dot(X[i], w, d)
             for i in range(i0, i1):
-                s = sw[i] if weighted else unit
+                s = sw[i]
                 if logistic:
                     z = hb[i - i0]
                     dadz, a = _sigmoid_softplus(-z if y[i] else z)
@@ -164,132 +215,158 @@ def _reduce_chunks(part, total):
             total[k] += part[c, k]
 
 
-@njit(inline="always")
-def _loss_and_gradient(
-    total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
-):
-    """Loss ``1 - M + alpha/2 |w|^2`` and its gradient from the epoch's sums.
+# --------------------------------------------------------------------------
+# Linear model: what follows a pass (also compiled for the GPU)
 
-    ``pos`` and ``neg`` are the total weights of the two classes. With
-    ``code == WARM_UP``, ``1 - M`` is replaced by the class-balanced log-loss
-    ``L1 / (2 pos) + L0 / (2 neg)`` (``L1``, ``L0`` the class-wise sums).
-    """
-    tp = total[2 * d + 2]
-    fp = total[2 * d + 3]
-    if code == WARM_UP:
-        value = 1.0 - (tp / (2.0 * pos) + fp / (2.0 * neg))
-        g1 = 0.5 / pos
-        g0 = -0.5 / neg
-    else:
-        fn = max(pos - tp, 0.0)
-        tn = max(neg - fp, 0.0)
-        value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(code, tn, fp, fn, tp, beta)
-        g1 = d_tp - d_fn
-        g0 = d_fp - d_tn
-    penalty = 0.0
+
+@njit(inline="always")
+def _binary_cm(tp, fp, pos, neg, cm):
+    """``cm = [tn, fp, fn, tp]`` from the soft positives and the class masses."""
+    cm[0] = max(neg - fp, 0.0)
+    cm[1] = fp
+    cm[2] = max(pos - tp, 0.0)
+    cm[3] = tp
+
+
+@njit(inline="always")
+def _gradient(total, d, g1, g0, alpha, fit_intercept, theta, grad):
+    """``grad = -(g1 S1 + g0 S0) + alpha [w, 0]`` from a pass's sums;
+    returns ``|w|^2``."""
+    squares = 0.0
     for j in range(d):
         grad[j] = -(g1 * total[j] + g0 * total[d + j]) + alpha * theta[j]
-        penalty += theta[j] * theta[j]
+        squares += theta[j] * theta[j]
     if fit_intercept:
         grad[d] = -(g1 * total[2 * d] + g0 * total[2 * d + 1])
     else:
         grad[d] = 0.0
-    return 1.0 - value + 0.5 * alpha * penalty
+    return squares
 
 
-def _loss_grad_source(
-    X, y, sw, theta, pos, neg, code, beta, amplifier, alpha, fit_intercept
-):
-    """Loss and gradient at ``theta`` (one epoch, no update)."""
-    n, d = X.shape
-    part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
-    total = np.empty(2 * d + 4)
-    grad = np.empty(d + 1)
-    _epoch_impl(X, y, sw, theta, amplifier, code == WARM_UP, part)
-    _reduce_chunks(part, total)
-    loss = _loss_and_gradient(
-        total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
+@njit(inline="always")
+def _metric_loss(total, value, partials, alpha, fit_intercept, theta, grad):
+    """Loss ``1 - M + alpha/2 |w|^2`` and its gradient (into ``grad``) from a
+    pass's sums, ``M``'s value and its partials ``[d_tn, d_fp, d_fn, d_tp]``."""
+    d = theta.shape[0] - 1
+    g1 = partials[3] - partials[2]
+    g0 = partials[1] - partials[0]
+    squares = _gradient(total, d, g1, g0, alpha, fit_intercept, theta, grad)
+    return 1.0 - value + 0.5 * alpha * squares
+
+
+@njit(inline="always")
+def _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad):
+    """The warm-up's loss from a logistic pass's sums: the class-balanced
+    log-loss ``L1 / (2 pos) + L0 / (2 neg)`` plus ``alpha/2 |w|^2``, and its
+    gradient (into ``grad``)."""
+    d = theta.shape[0] - 1
+    value = 1.0 - (total[2 * d + 2] / (2.0 * pos) + total[2 * d + 3] / (2.0 * neg))
+    squares = _gradient(total, d, 0.5 / pos, -0.5 / neg, alpha, fit_intercept, theta, grad)
+    return 1.0 - value + 0.5 * alpha * squares
+
+
+# Slots of ``LoopState.counts``.
+NO_IMPROVEMENT = 0
+STATUS = 1
+RUNNING = 0
+STOPPED = 1  # a negative status -k: non-finite loss or weights at iteration k
+
+
+class LoopState(NamedTuple):
+    """The linear loop's state between iterations (and between calls of the
+    compiled loop): the optimiser's, the best loss so far, and ``counts``
+    (``NO_IMPROVEMENT``, ``STATUS``)."""
+
+    optimizer: _optim.OptimizerState
+    best: np.ndarray
+    counts: np.ndarray
+
+
+def new_loop_state(n_parameters):
+    return LoopState(
+        _optim.new_state(n_parameters), np.full(1, np.inf), np.zeros(2, np.int64)
     )
-    return loss, grad, total
 
 
-def _fit_source(
-    X,
-    y,
-    sw,
-    theta,
-    pos,
-    neg,
-    code,
-    beta,
-    amplifier,
-    alpha,
-    fit_intercept,
-    solver,
-    learning_rate,
-    beta_1,
-    beta_2,
-    epsilon,
-    max_iter,
-    use_tol,
-    tol,
-    n_iter_no_change,
-    loss_curve,
-):
-    """Full-batch training loop, updating ``theta`` in place.
-
-    With ``code == WARM_UP`` it minimises the class-balanced log-loss instead
-    of ``1 - M``. Returns the number of iterations run, or ``-k``
-    if the loss, the gradient or the parameters became non-finite at
-    iteration ``k``.
-    """
-    n, d = X.shape
-    part = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d + 4))
-    total = np.empty(2 * d + 4)
-    grad = np.empty(d + 1)
-    m = np.zeros(d + 1)
-    v = np.zeros(d + 1)
-    best = np.inf
-    no_improvement = 0
-    n_iter = 0
-    logistic = code == WARM_UP
-    for it in range(max_iter):
-        _epoch_impl(X, y, sw, theta, amplifier, logistic, part)
-        _reduce_chunks(part, total)
-        loss = _loss_and_gradient(
-            total, d, pos, neg, code, beta, alpha, fit_intercept, theta, grad
+@njit(inline="always")
+def _end_iteration(loss, theta, grad, settings, state, curve):
+    """The optimiser's step and the stopping rule after an iteration's loss
+    and gradient; sets ``state.counts[STATUS]``."""
+    it = state.optimizer.steps[0]
+    finite = math.isfinite(loss)
+    for j in range(theta.shape[0]):
+        finite = finite and math.isfinite(grad[j])
+    if finite:
+        curve[it] = loss
+        finite = _update(settings.optimizer, theta, grad, state.optimizer)
+    if not finite:
+        state.counts[STATUS] = -(it + 1)
+        return
+    if settings.use_tol:
+        state.best[0], state.counts[NO_IMPROVEMENT] = _track_best(
+            loss, state.best[0], state.counts[NO_IMPROVEMENT], settings.tol
         )
-        finite = math.isfinite(loss)
-        for j in range(d + 1):
-            finite = finite and math.isfinite(grad[j])
-        if not finite:
-            return -(it + 1)
-        loss_curve[it] = loss
-        n_iter = it + 1
-        if solver == 0:
-            t = it + 1
-            step = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-            for j in range(d + 1):
-                m[j] = beta_1 * m[j] + (1.0 - beta_1) * grad[j]
-                v[j] = beta_2 * v[j] + (1.0 - beta_2) * grad[j] * grad[j]
-                theta[j] -= step * m[j] / (math.sqrt(v[j]) + epsilon)
-        else:
-            for j in range(d + 1):
-                theta[j] -= learning_rate * grad[j]
-        for j in range(d + 1):
-            finite = finite and math.isfinite(theta[j])
-        if not finite:
-            return -(it + 1)
-        if use_tol:
-            if loss > best - tol:
-                no_improvement += 1
-            else:
-                no_improvement = 0
-            if loss < best:
-                best = loss
-            if no_improvement >= n_iter_no_change:
-                break
-    return n_iter
+        if state.counts[NO_IMPROVEMENT] >= settings.n_iter_no_change:
+            state.counts[STATUS] = STOPPED
+    if it + 1 >= settings.max_iter:
+        state.counts[STATUS] = STOPPED
+
+
+@njit(inline="always")
+def _metric_loss_grad(total, pos, neg, theta, grad, metric, params, alpha,
+                      fit_intercept):  # fmt: skip
+    """The metric loss and its gradient (into ``grad``) from a pass's sums."""
+    d = theta.shape[0] - 1
+    cm = np.empty(4)
+    partials = np.empty(4)
+    _binary_cm(total[2 * d + 2], total[2 * d + 3], pos, neg, cm)
+    value = metric(cm.ctypes, 2, params.ctypes, partials.ctypes)
+    return _metric_loss(total, value, partials, alpha, fit_intercept, theta, grad)
+
+
+@njit(inline="always")
+def _metric_step(total, pos, neg, theta, grad, settings, metric, params, state, curve):
+    """One iteration after its pass: the metric, the loss and its gradient,
+    the optimiser's step and the stopping rule."""
+    loss = _metric_loss_grad(
+        total, pos, neg, theta, grad, metric, params, settings.alpha,
+        settings.fit_intercept,
+    )  # fmt: skip
+    _end_iteration(loss, theta, grad, settings, state, curve)
+
+
+def _pass_source(X, y, sw, theta, amplifier, logistic):
+    """One pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
+    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
+    _linear_pass(X, y, sw, theta, amplifier, logistic, part)
+    return part
+
+
+def _log_loss_grad_source(X, y, sw, theta, pos, neg, alpha, fit_intercept):
+    """The warm-up's loss and gradient at ``theta`` (one pass)."""
+    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
+    total = np.empty(part.shape[1])
+    grad = np.empty(theta.shape[0])
+    _linear_pass(X, y, sw, theta, 1.0, True, part)
+    _reduce_chunks(part, total)
+    return _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad), grad
+
+
+def _fit_source(X, y, sw, theta, pos, neg, settings, metric, params, state, curve,
+                max_calls):  # fmt: skip
+    """Iterations of the metric loop from ``state``, updating ``theta`` in
+    place, until the loop stops or ``max_calls`` iterations have run; returns
+    the status (``RUNNING`` if the loop was only paused)."""
+    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
+    total = np.empty(part.shape[1])
+    grad = np.empty(theta.shape[0])
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _linear_pass(X, y, sw, theta, settings.amplifier, False, part)
+        _reduce_chunks(part, total)
+        _metric_step(total, pos, neg, theta, grad, settings, metric, params, state, curve)
+    return state.counts[STATUS]
 
 
 def _jit_variant(source, parallel):
@@ -319,8 +396,86 @@ class _Variants:
         self.parallel = _jit_variant(source, parallel=True)
 
 
+linear_pass = _Variants(_pass_source)
+log_loss_grad = _Variants(_log_loss_grad_source)
 fit_linear = _Variants(_fit_source)
-loss_grad_linear = _Variants(_loss_grad_source)
+
+# What follows a pass, for code that runs passes from the host (the tests,
+# the Dask backend).
+metric_loss_grad = njit(cache=True)(_metric_loss_grad.py_func)
+metric_step = njit(cache=True)(_metric_step.py_func)
+
+
+@njit(cache=True)
+def reduce_chunks(part):
+    """``part``'s rows added in order: the sums of a whole pass."""
+    total = np.empty(part.shape[1])
+    _reduce_chunks(part, total)
+    return total
+
+
+class BinaryTarget(NamedTuple):
+    """One binary problem of a linear fit: 0/1 labels and the class masses."""
+
+    y: np.ndarray
+    pos: float
+    neg: float
+
+
+def class_masses(y01, sample_weight):
+    """Shares ``(pos, neg)`` of the total weight on the positives and the
+    negatives; exact class proportions for uniform weights."""
+    total = sample_weight.sum()
+    pos = sample_weight[y01.astype(bool)].sum()
+    return float(pos / total), float((total - pos) / total)
+
+
+class LinearBackend:
+    """The linear model's full-batch passes over one ``X``, on the CPU.
+
+    ``LinearBackend(X, sample_weight)`` keeps the data; :meth:`target` makes
+    a binary problem of it, :meth:`log_loss` evaluates the warm-up's loss and
+    :meth:`fit` runs the metric loop. Whether a pass runs serially or on
+    several threads is decided here, by ``_backend.cpu_kernel``.
+    """
+
+    def __init__(self, X, sample_weight):
+        self._X = X
+        self._sw = sample_weight / sample_weight.sum()
+        self._sample_weight = sample_weight
+        self._entries = X.shape[0] * X.shape[1]
+
+    def target(self, y01):
+        """The binary problem with labels ``y01`` (0/1)."""
+        pos, neg = class_masses(y01, self._sample_weight)
+        return BinaryTarget(np.ascontiguousarray(y01, dtype=np.uint8), pos, neg)
+
+    @contextmanager
+    def log_loss(self, target, alpha, fit_intercept):
+        """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
+        objective; BLAS runs on one thread inside it (see ``cpu_kernel``)."""
+        with cpu_kernel(log_loss_grad, self._entries, serial_blas=True) as kernel:
+            yield lambda theta: kernel(
+                self._X, target.y, self._sw, theta, target.pos, target.neg, alpha,
+                fit_intercept,
+            )  # fmt: skip
+
+    def fit(self, target, theta, settings, metric):
+        """Run the metric loop from ``theta`` (updated in place); returns
+        ``(status, loss_curve)``, status ``STOPPED`` or ``-k`` if the loss or
+        the weights became non-finite at iteration ``k``."""
+        compiled = cpu_metric(metric)
+        state = new_loop_state(theta.shape[0])
+        curve = np.empty(settings.max_iter)
+        per_call = max(1, ENTRIES_PER_CALL // max(self._entries, 1))
+        status = RUNNING
+        with cpu_kernel(fit_linear, self._entries) as kernel:
+            while status == RUNNING:
+                status = kernel(
+                    self._X, target.y, self._sw, theta, target.pos, target.neg,
+                    settings, compiled, metric.params, state, curve, per_call,
+                )  # fmt: skip
+        return int(status), curve[: state.optimizer.steps[0]]
 
 
 # --------------------------------------------------------------------------
@@ -338,8 +493,6 @@ loss_grad_linear = _Variants(_loss_grad_source)
 # outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
 # scikit-learn's MLPClassifier, with ``b`` the batch's total sample weight (its
 # size when unweighted), so that a weight of 2 acts as a repeated row.
-
-ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
 
 @njit(inline="always")
@@ -421,23 +574,23 @@ def _output_terms(z, positive, amplifier, log_loss):
 
 
 @njit(inline="always")
-def _output_weights(tp, fp, pos, neg, log_pos, log_neg, code, beta, log_loss, K):
+def _output_weights(value, partials, pos, neg, log_pos, log_neg, log_loss, K):
     """An output unit's ``(loss, g1, g0, w1, w0)`` from its batch sums.
 
-    The sums are the soft TP and FP, the positive and negative masses and the
-    weighted log-losses of the positives and the negatives.  The loss is
-    ``(1 - M + log_loss * class-balanced log-loss) / K``; a row's
+    ``value`` and ``partials`` are the metric and its partials at the unit's
+    soft confusion matrix; ``pos``, ``neg`` the class masses and ``log_pos``,
+    ``log_neg`` the weighted log-losses of the positives and the negatives.
+    The loss is ``(1 - M + log_loss * class-balanced log-loss) / K``; a row's
     ``d loss / dz`` is ``s * (g dA/dz + w d(log-loss)/dz)`` with the ``g``,
     ``w`` of its class (1 positive, 0 negative).  A class absent from the
     batch has no log-loss term.
     """
-    value, d_tn, d_fp, d_fn, d_tp = _metric_and_partials(
-        code, max(neg - fp, 0.0), fp, max(pos - tp, 0.0), tp, beta
-    )
     w1 = 0.5 * log_loss / (pos * K) if pos > 0.0 else 0.0
     w0 = 0.5 * log_loss / (neg * K) if neg > 0.0 else 0.0
     loss = (1.0 - value) / K + w1 * log_pos + w0 * log_neg
-    return loss, -(d_tp - d_fn) / K, -(d_fp - d_tn) / K, w1, w0
+    g1 = -(partials[3] - partials[2]) / K
+    g0 = -(partials[1] - partials[0]) / K
+    return loss, g1, g0, w1, w0
 
 
 @njit(cache=True, nogil=True)
@@ -457,22 +610,23 @@ def mlp_forward(X, theta, dims, activation):
 
 
 @njit(cache=True, nogil=True)
-def mlp_loss_grad(
-    X, Y, s, theta, dims, activation, code, beta, amplifier, log_loss, l2, grad
-):
+def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, grad):
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
 
     ``X`` (b, d) float64, ``Y`` (b, n_outputs) 0/1 uint8, ``s`` (b,) weights
-    summing to one; ``log_loss`` weighs the class-balanced log-loss; the
-    penalty is ``l2 / 2 * sum |W_l|^2``.
+    summing to one; ``settings`` an ``MLPSettings``, ``metric`` the metric's
+    first-class function and ``params`` its parameters; the penalty is
+    ``l2 / 2 * sum |W_l|^2``.
     """
     offsets = _layer_offsets(dims)
     n_layers = dims.shape[0] - 1
-    acts = mlp_forward(X, theta, dims, activation)
+    acts = mlp_forward(X, theta, dims, settings.activation)
     Z = acts[n_layers]
     b, K = Z.shape
     delta = np.empty((b, K))
     d_log = np.empty(b)
+    cm = np.empty(4)
+    partials = np.empty(4)
     loss = 0.0
     for k in range(K):
         tp = 0.0
@@ -482,7 +636,9 @@ def mlp_loss_grad(
         log_pos = 0.0
         log_neg = 0.0
         for i in range(b):
-            a, dadz, ll, dll = _output_terms(Z[i, k], Y[i, k], amplifier, log_loss)
+            a, dadz, ll, dll = _output_terms(
+                Z[i, k], Y[i, k], settings.amplifier, settings.log_loss
+            )
             delta[i, k] = s[i] * dadz
             d_log[i] = s[i] * dll
             if Y[i, k]:
@@ -493,15 +649,17 @@ def mlp_loss_grad(
                 fp += s[i] * a
                 neg += s[i]
                 log_neg += s[i] * ll
-        value, g1, g0, w1, w0 = _output_weights(
-            tp, fp, pos, neg, log_pos, log_neg, code, beta, log_loss, K
+        _binary_cm(tp, fp, pos, neg, cm)
+        value = metric(cm.ctypes, 2, params.ctypes, partials.ctypes)
+        unit_loss, g1, g0, w1, w0 = _output_weights(
+            value, partials, pos, neg, log_pos, log_neg, settings.log_loss, K
         )
         for i in range(b):
             if Y[i, k]:
                 delta[i, k] = g1 * delta[i, k] + w1 * d_log[i]
             else:
                 delta[i, k] = g0 * delta[i, k] + w0 * d_log[i]
-        loss += value
+        loss += unit_loss
     penalty = 0.0
     for layer in range(n_layers - 1, -1, -1):
         W, _ = _weights(theta, dims, offsets, layer)
@@ -512,7 +670,7 @@ def mlp_loss_grad(
             gb[j] = np.sum(delta[:, j])
         if layer > 0:
             delta = np.dot(delta, W.T)
-            _scale_by_derivative(delta, acts[layer], activation)
+            _scale_by_derivative(delta, acts[layer], settings.activation)
     return loss + 0.5 * l2 * penalty
 
 
@@ -552,43 +710,17 @@ def stratified_merge(members, offsets):
 
 
 @njit(cache=True, nogil=True)
-def mlp_epoch(
-    X,
-    Y,
-    sw,
-    order,
-    theta,
-    dims,
-    activation,
-    code,
-    beta,
-    amplifier,
-    log_loss,
-    alpha,
-    batch_size,
-    solver,
-    learning_rate,
-    momentum,
-    beta_1,
-    beta_2,
-    epsilon,
-    m,
-    v,
-    t,
-    weight_total,
-):
-    """One pass over the rows ``order`` in mini-batches, updating ``theta``.
+def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, state):
+    """One pass over the rows ``order`` in mini-batches, updating ``theta``
+    and the optimiser's ``state`` in place.
 
-    ``solver`` 0 is Adam (moments ``m``, ``v``; ``t`` steps so far), 1 is SGD
-    with momentum (velocity ``m``).  ``weight_total`` is the sum of the raw
-    sample weights (``sw`` is normalised to sum to one).  Returns
-    ``(mean batch loss, t)``, or a NaN loss if the loss, the gradient or the
-    weights became non-finite.
+    ``sw`` are the sample weights divided by ``scale``. Returns the mean batch
+    loss, or NaN if the loss, the gradient or the weights became non-finite.
     """
     n = order.shape[0]
     d = X.shape[1]
     K = Y.shape[1]
-    weighted = sw.shape[0] > 0
+    batch_size = settings.batch_size
     grad = np.empty_like(theta)
     total = 0.0
     for start in range(0, n, batch_size):
@@ -603,41 +735,40 @@ def mlp_epoch(
                 Xb[r, j] = X[i, j]
             for k in range(K):
                 Yb[r, k] = Y[i, k]
-            sb[r] = sw[i] if weighted else 1.0
+            sb[r] = sw[i]
         mass = np.sum(sb)
         if not mass > 0.0:
             continue  # every sample of this batch has zero weight
         sb /= mass
-        l2 = alpha / (mass * weight_total if weighted else mass)
+        l2 = settings.alpha / (mass * scale)
         loss = mlp_loss_grad(
-            Xb,
-            Yb,
-            sb,
-            theta,
-            dims,
-            activation,
-            code,
-            beta,
-            amplifier,
-            log_loss,
-            l2,
-            grad,
+            Xb, Yb, sb, theta, dims, settings, metric, params, l2, grad
         )
-        t += 1
-        finite = math.isfinite(loss)
-        if solver == 0:
-            step = learning_rate * math.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
-            for j in range(theta.shape[0]):
-                m[j] = beta_1 * m[j] + (1.0 - beta_1) * grad[j]
-                v[j] = beta_2 * v[j] + (1.0 - beta_2) * grad[j] * grad[j]
-                theta[j] -= step * m[j] / (math.sqrt(v[j]) + epsilon)
-                finite = finite and math.isfinite(theta[j])
-        else:
-            for j in range(theta.shape[0]):
-                m[j] = momentum * m[j] - learning_rate * grad[j]
-                theta[j] += m[j]
-                finite = finite and math.isfinite(theta[j])
-        if not finite:
-            return np.nan, t
+        finite = _update(settings.optimizer, theta, grad, state)
+        if not (finite and math.isfinite(loss)):
+            return np.nan
         total += loss * b
-    return total / n, t
+    return total / n
+
+
+class MLPBackend:
+    """The MLP's mini-batch epochs over one ``(X, Y)``, on the CPU.
+
+    ``Y`` (n, n_outputs) holds each output unit's 0/1 target. Sample weights
+    are divided by their largest value (the batch's share of the weight is
+    what the loss uses; ``scale`` keeps the L2 penalty's scale).
+    """
+
+    def __init__(self, X, Y, sample_weight):
+        self._X = X
+        self._Y = np.ascontiguousarray(Y, dtype=np.uint8)
+        self._scale = float(sample_weight.max())
+        self._sw = sample_weight / self._scale
+
+    def epoch(self, order, theta, dims, settings, metric, state):
+        """One epoch over the rows ``order``; returns its mean batch loss
+        (NaN if training diverged)."""
+        return mlp_epoch(
+            self._X, self._Y, self._sw, self._scale, order, theta, dims, settings,
+            cpu_metric(metric), metric.params, state,
+        )  # fmt: skip

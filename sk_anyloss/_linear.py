@@ -1,7 +1,6 @@
 """AnyLossClassifier: a linear model trained on a confusion-matrix metric."""
 
 import warnings
-from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,18 +10,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _backend
+from ._backend import DEVICES, linear_backend
 from ._base import (
     METRIC_PARAMETER_CONSTRAINTS,
     ScorePredictionsMixin,
     binary_problems,
-    class_weight_totals,
+    check_class_weights,
     encode_target,
-    normalized_sample_weight,
+    sample_weight_array,
 )
-from ._device import DEVICES, cuda_kernels, resolve_device
-from ._kernels_cpu import SOLVER_CODES, WARM_UP, fit_linear, loss_grad_linear
-from ._metrics import metric_code
+from ._metrics import Metric
+from ._settings import linear_settings
 
 # The warm-up minimises the objective of scikit-learn's
 # ``LogisticRegression(class_weight="balanced")`` at C = 1: the class-balanced
@@ -206,7 +204,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions(set(SOLVER_CODES))],
+        "solver": [StrOptions({"adam", "gd"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
@@ -282,23 +280,35 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
-        sw, weight_total = normalized_sample_weight(sample_weight, X)
+        sw = sample_weight_array(sample_weight, X)
         problems = binary_problems(y_index, self.classes_.shape[0])
         labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
-
-        n, d = X.shape
-        gpu_fit = None
-        if resolve_device(self.device) == "cuda":
-            # The data go to the GPU once, for every one-vs-rest problem.
-            gpu_fit = cuda_kernels().LinearFit(X, sw)
-        thetas, curves = [], []
         for y01, label in zip(problems, labels):
-            pos, neg = class_weight_totals(y01, sw, label)
-            theta, curve = self._fit_binary(X, y01, sw, pos, neg, weight_total, gpu_fit)
+            check_class_weights(y01, sw, label)
+
+        settings = linear_settings(self)
+        metric = Metric(self.metric, self.beta)
+        backend = linear_backend(self.device, X, sw)
+        penalty = warm_up_penalty(float(sw.sum()))
+        thetas, curves = [], []
+        for y01 in problems:
+            target = backend.target(y01)
+            theta = np.zeros(X.shape[1] + 1)
+            if self.warmup_iter:
+                with backend.log_loss(target, penalty, settings.fit_intercept) as f:
+                    theta, loss = lbfgs_warm_up(f, theta, int(self.warmup_iter))
+                if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
+                    raise ValueError(_DIVERGED.format(where="during the warm-up"))
+            status, curve = backend.fit(target, theta, settings, metric)
+            if status < 0:
+                raise ValueError(
+                    _DIVERGED.format(where=f"at iteration {-status} of training")
+                )
             thetas.append(theta)
-            curves.append(curve)
+            curves.append(curve.tolist())
 
         thetas = np.asarray(thetas)
+        d = X.shape[1]
         self.coef_ = thetas[:, :d].astype(X.dtype)
         self.intercept_ = thetas[:, d].astype(X.dtype)
         self.n_iter_ = max(len(c) for c in curves)
@@ -316,74 +326,6 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         return self
-
-    def _fit_binary(self, X, y01, sw, pos, neg, weight_total, gpu_fit=None):
-        n, d = X.shape
-        theta = self._initial_theta(X, y01, sw)
-        data = (X, y01, np.empty(0) if sw is None else sw)
-        if self.warmup_iter:
-            penalty = warm_up_penalty(weight_total)
-            theta = self._warm_up(*data, theta, pos, neg, penalty, gpu_fit)
-        if gpu_fit is None:
-            context = _backend.cpu_kernel(fit_linear, n * d)
-        else:
-            context = nullcontext(gpu_fit)
-        loss_curve = np.empty(self.max_iter)
-        with context as kernel:
-            n_iter = kernel(
-                *data,
-                theta,
-                pos,
-                neg,
-                metric_code(self.metric),
-                float(self.beta),
-                float(self.amplifier),
-                float(self.alpha),
-                bool(self.fit_intercept),
-                SOLVER_CODES[self.solver],
-                float(self.learning_rate_init),
-                float(self.beta_1),
-                float(self.beta_2),
-                float(self.epsilon),
-                int(self.max_iter),
-                self.tol is not None,
-                0.0 if self.tol is None else float(self.tol),
-                int(self.n_iter_no_change),
-                loss_curve,
-            )
-        self._check_finite(n_iter, "training")
-        return theta, loss_curve[:n_iter].tolist()
-
-    def _warm_up(self, X, y01, sw, theta, pos, neg, penalty, gpu_fit):
-        """``theta`` after the warm-up: L-BFGS on the class-balanced log-loss,
-        each loss and gradient one pass of the compiled kernel."""
-        n, d = X.shape
-        if gpu_fit is None:
-            context = _backend.cpu_kernel(loss_grad_linear, n * d, serial_blas=True)
-        else:
-            context = nullcontext(gpu_fit.loss_grad)
-        args = (pos, neg, WARM_UP, 1.0, 1.0, penalty, bool(self.fit_intercept))
-        with context as kernel:
-
-            def loss_and_gradient(t):
-                loss, grad, _ = kernel(X, y01, sw, t, *args)
-                return loss, grad
-
-            theta, loss = lbfgs_warm_up(loss_and_gradient, theta, int(self.warmup_iter))
-        if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
-            raise ValueError(_DIVERGED.format(where="during the warm-up"))
-        return theta
-
-    @staticmethod
-    def _check_finite(n_iter, stage):
-        if n_iter < 0:
-            raise ValueError(
-                _DIVERGED.format(where=f"at iteration {-n_iter} of {stage}")
-            )
-
-    def _initial_theta(self, X, y01, sw):
-        """Starting point ``[coef, intercept]`` of one binary problem: zero."""
-        return np.zeros(X.shape[1] + 1)
 
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.

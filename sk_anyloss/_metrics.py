@@ -9,53 +9,52 @@ Conventions used throughout the package:
 * the training loss is ``1 - value``.
 
 Each formula is written once, in plain Python, and compiled by
-:func:`build_metric_function` with whatever decorator a backend supplies
+:func:`build_formulas` with whatever decorator a backend supplies
 (``numba.njit`` for the CPU, a CUDA device-function decorator for the GPU), so
-the backends cannot drift apart.
+the backends cannot drift apart. The training loops take a metric as a
+:class:`Metric`, which each backend compiles into the form it calls: the
+loops themselves are compiled once, whatever the metric.
 
 Zero denominators (no positives, no predicted positives, ...) are handled with
 one rule: a denominator is clamped from below at ``EPS``.  Wherever a
 denominator is zero its numerator is zero too, so the value there is 0 (what
 ``sklearn.metrics`` returns with ``zero_division=0``) and the partials are
 finite.  Away from those points the clamp is inactive: with the sample weights
-normalised to sum to one (see ``_base``), the sums are far above ``EPS``.
+normalised to sum to one (see the backends), the sums are far above ``EPS``.
 """
 
 import math
+import types
 
 import numpy as np
 
 # One epsilon for every zero-denominator guard in the package.
 EPS = 1e-15
 
-# name -> integer code understood by the compiled kernels.  The order is part of
-# the kernels' interface: append only.
-METRIC_CODES = {
-    "accuracy": 0,
-    "balanced_accuracy": 1,
-    "f1": 2,
-    "fbeta": 3,
-    "gmean": 4,
-    "mcc": 5,
-    "jaccard": 6,
-    "cohen_kappa": 7,
-    "fowlkes_mallows": 8,
-}
-METRIC_NAMES = tuple(METRIC_CODES)
+METRIC_NAMES = (
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "fbeta",
+    "gmean",
+    "mcc",
+    "jaccard",
+    "cohen_kappa",
+    "fowlkes_mallows",
+)
 
 
-def metric_code(name):
-    """Integer code of a metric name, with an error listing the valid names."""
-    try:
-        return METRIC_CODES[name]
-    except (KeyError, TypeError):
+def check_metric_name(name):
+    """``name`` if it is a metric's name; else a ``ValueError`` listing them."""
+    if not (isinstance(name, str) and name in METRIC_NAMES):
         raise ValueError(
             f"Unknown metric {name!r}. Valid metrics are: {', '.join(METRIC_NAMES)}."
-        ) from None
+        )
+    return name
 
 
 def _source(jit):
-    """Define every metric with ``jit`` and return the dispatch function."""
+    """Define every metric with ``jit``; ``{name: formula}``."""
 
     @jit
     def den(x):
@@ -159,35 +158,22 @@ def _source(jit):
         hv = 0.5 * value
         return value, 0.0, -hv / pp, -hv / ap, 1.0 / s - hv * (1.0 / pp + 1.0 / ap)
 
-    @jit
-    def metric_and_partials(code, tn, fp, fn, tp, beta):
-        if code == 0:
-            return accuracy(tn, fp, fn, tp, beta)
-        elif code == 1:
-            return balanced_accuracy(tn, fp, fn, tp, beta)
-        elif code == 2:
-            return f1(tn, fp, fn, tp, beta)
-        elif code == 3:
-            return fbeta(tn, fp, fn, tp, beta)
-        elif code == 4:
-            return gmean(tn, fp, fn, tp, beta)
-        elif code == 5:
-            return mcc(tn, fp, fn, tp, beta)
-        elif code == 6:
-            return jaccard(tn, fp, fn, tp, beta)
-        elif code == 7:
-            return cohen_kappa(tn, fp, fn, tp, beta)
-        else:
-            return fowlkes_mallows(tn, fp, fn, tp, beta)
-
-    return metric_and_partials
+    return {
+        "accuracy": accuracy,
+        "balanced_accuracy": balanced_accuracy,
+        "f1": f1,
+        "fbeta": fbeta,
+        "gmean": gmean,
+        "mcc": mcc,
+        "jaccard": jaccard,
+        "cohen_kappa": cohen_kappa,
+        "fowlkes_mallows": fowlkes_mallows,
+    }
 
 
-def build_metric_function(jit):
-    """Compile the registry with ``jit``.
-
-    Returns ``metric_and_partials(code, tn, fp, fn, tp, beta)``, which gives
-    ``(value, d_tn, d_fp, d_fn, d_tp)`` for the metric of integer ``code``.
+def build_formulas(jit):
+    """Every metric compiled with ``jit``: ``{name: formula}``, each
+    ``formula(tn, fp, fn, tp, beta)`` giving ``(value, d_tn, d_fp, d_fn, d_tp)``.
     """
     return _source(jit)
 
@@ -196,13 +182,63 @@ def _identity(f):
     return f
 
 
-# Plain-Python build: the reference implementation and a convenience for tests.
-metric_and_partials_py = build_metric_function(_identity)
+# Plain-Python build: the host's values, and a convenience for tests.
+FORMULAS = build_formulas(_identity)
+
+
+def metric_and_partials_py(name, tn, fp, fn, tp, beta=1.0):
+    """``(value, d_tn, d_fp, d_fn, d_tp)`` of metric ``name`` (plain Python)."""
+    return FORMULAS[check_metric_name(name)](tn, fp, fn, tp, beta)
 
 
 def metric_value(name, tn, fp, fn, tp, beta=1.0):
     """Value of metric ``name`` on a confusion matrix (plain Python)."""
-    return metric_and_partials_py(metric_code(name), tn, fp, fn, tp, beta)[0]
+    return metric_and_partials_py(name, tn, fp, fn, tp, beta)[0]
+
+
+def _array_form(cm, params, partials):
+    # ``formula`` is a global of each build (see Metric.array_form).
+    value, partials[0], partials[1], partials[2], partials[3] = formula(  # noqa: F821
+        cm[0], cm[1], cm[2], cm[3], params[0]
+    )
+    return value
+
+
+class Metric:
+    """A metric as the training loops take it, resolved from the estimator's
+    ``metric`` and ``beta``.
+
+    The loops see it in *array form*, ``value = metric(cm, params,
+    partials)``: ``cm`` the confusion matrix ``[tn, fp, fn, tp]``, ``params``
+    its parameters (``[beta]``), ``partials`` receiving the four partial
+    derivatives. Each target compiles that form with its own decorator
+    (:meth:`array_form`); ``key`` names the metric in the targets' caches of
+    compiled code, so that each metric is compiled once per process.
+    """
+
+    def __init__(self, name, beta=1.0):
+        self.name = check_metric_name(name)
+        self.key = name
+        self.params = np.array([float(beta)])
+
+    def array_form(self, jit, qualname):
+        """The array form compiled with ``jit`` under ``qualname`` (Numba's
+        on-disk cache tells functions apart by their qualified names)."""
+        env = dict(_array_form.__globals__)
+        env["formula"] = build_formulas(jit)[self.name]
+        fn = types.FunctionType(_array_form.__code__, env, qualname)
+        fn.__qualname__ = qualname
+        return jit(fn)
+
+    def value(self, tn, fp, fn, tp):
+        """The metric of a confusion matrix (plain Python)."""
+        return FORMULAS[self.name](tn, fp, fn, tp, self.params[0])[0]
+
+    def __eq__(self, other):
+        return isinstance(other, Metric) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
 
 
 def confusion_sums(y01, a, sample_weight=None):

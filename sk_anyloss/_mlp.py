@@ -13,18 +13,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._backend import DEVICES, mlp_backend
 from ._base import (
     METRIC_PARAMETER_CONSTRAINTS,
     ScorePredictionsMixin,
-    class_weight_totals,
+    check_class_weights,
     encode_target,
-    normalized_sample_weight,
+    sample_weight_array,
 )
-from ._device import DEVICES, cuda_kernels, resolve_device
-from ._kernels_cpu import ACTIVATION_CODES, mlp_epoch, stratified_merge
-from ._metrics import metric_code, score_labels
-
-_SOLVERS = {"adam": 0, "sgd": 1}
+from ._kernels_cpu import stratified_merge
+from ._metrics import Metric, score_labels
+from ._optim import SOLVER_CODES, new_state, track_best_py
+from ._settings import ACTIVATION_CODES, mlp_settings
 
 # ``log_loss_weight="auto"``: measured on the benchmark suite over CV splits
 # (docs/mlp-notes.md); the metrics not listed train on the metric alone.
@@ -224,7 +224,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(ACTIVATION_CODES))],
-        "solver": [StrOptions(set(_SOLVERS))],
+        "solver": [StrOptions(set(SOLVER_CODES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
@@ -406,10 +406,10 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         Y = (
             (y_index == 1)[:, None] if K == 1 else y_index[:, None] == np.arange(K)
         ).astype(np.uint8)
-        sw, weight_total = normalized_sample_weight(sample_weight, X)
+        sw = sample_weight_array(sample_weight, X)
         if not incremental:
             for k in range(K):
-                class_weight_totals(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+                check_class_weights(Y[:, k], sw, self.classes_[k if K > 1 else 1])
 
         rng = check_random_state(self.random_state)
         dims = np.array([X.shape[1], *hidden.tolist(), K], dtype=np.int64)
@@ -442,12 +442,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
             )
             train, val = split
             X_val, y_val = X[val], y_index[val]
-            X, Y, y_index = X[train], Y[train], y_index[train]
-            if sw is None:
-                weight_total = float(train.shape[0])
-            else:
-                kept = sw[train].sum()
-                sw, weight_total = sw[train] / kept, weight_total * kept
+            X, Y, y_index, sw = X[train], Y[train], y_index[train], sw[train]
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "validation_fraction leaves fewer than two samples for early "
@@ -466,44 +461,20 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
             batch_size = n
         max_iter = 1 if incremental else self.max_iter
 
-        sw_kernel = np.empty(0) if sw is None else sw
-        epoch = mlp_epoch
-        if resolve_device(self.device) == "cuda":
-            # The data go to the GPU once; each epoch runs there.
-            epoch = cuda_kernels().MLPEpoch(X, Y, sw_kernel)
         log_loss_weight = (
             _AUTO_LOG_LOSS_WEIGHT.get(self.metric, 0.0)
             if self.log_loss_weight == "auto"
             else float(self.log_loss_weight)
         )
+        settings = mlp_settings(self, batch_size, log_loss_weight)
+        metric = Metric(self.metric, self.beta)
+        backend = mlp_backend(self.device, X, Y, sw)
         seed = rng.randint(np.iinfo(np.int32).max)
         order_rng = np.random.RandomState(seed)
         for _ in range(max_iter):
             order = _stratified_order(y_index, self.shuffle, order_rng)
-            loss, self._t_step = epoch(
-                X,
-                Y,
-                sw_kernel,
-                order,
-                theta,
-                dims,
-                ACTIVATION_CODES[self.activation],
-                metric_code(self.metric),
-                float(self.beta),
-                float(self.amplifier),
-                log_loss_weight,
-                float(self.alpha),
-                int(batch_size),
-                _SOLVERS[self.solver],
-                float(self.learning_rate_init),
-                float(self.momentum),
-                float(self.beta_1),
-                float(self.beta_2),
-                float(self.epsilon),
-                self._m,
-                self._v,
-                self._t_step,
-                weight_total,
+            loss = backend.epoch(
+                order, theta, dims, settings, metric, self._optimizer_state
             )
             if not np.isfinite(loss):
                 raise ValueError(
@@ -533,7 +504,11 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         return self
 
     def _update_no_improvement(self, loss, X_val, y_val, dims):
-        """Track the best loss or validation score; True when training should stop."""
+        """Track the best loss or validation score; True when training should stop.
+
+        The validation score is tracked as a negative loss, by the stopping
+        rule of every training loop of the package.
+        """
         if X_val is not None:
             self._set_layers(self._theta, dims, np.float64)
             pred = self.predict(X_val)
@@ -542,14 +517,17 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
                 self.metric, self.beta, y_val, y_pred_index, len(self.classes_)
             )
             self.validation_scores_.append(score)
-            improved = score > self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
-                self.best_validation_score_ = score
                 self._best_theta = self._theta.copy()
+            best, self._no_improvement_count = track_best_py(
+                -score, -self.best_validation_score_, self._no_improvement_count,
+                self.tol,
+            )  # fmt: skip
+            self.best_validation_score_ = -best
         else:
-            improved = loss < self.best_loss_ - self.tol
-            self.best_loss_ = min(self.best_loss_, loss)
-        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            self.best_loss_, self._no_improvement_count = track_best_py(
+                loss, self.best_loss_, self._no_improvement_count, self.tol
+            )
         return self._no_improvement_count >= self.n_iter_no_change
 
     def _initialize(self, dims, rng):
@@ -561,9 +539,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
             parts.append(rng.uniform(-bound, bound, (n_in, n_out)).ravel())
             parts.append(rng.uniform(-bound, bound, n_out))
         self._theta = np.concatenate(parts)
-        self._m = np.zeros_like(self._theta)
-        self._v = np.zeros_like(self._theta)
-        self._t_step = 0
+        self._optimizer_state = new_state(self._theta.shape[0])
         self.loss_curve_ = []
         self.n_iter_ = 0
         self.t_ = 0

@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
 from ._kernels_cpu import amplified
-from ._metrics import METRIC_NAMES, metric_code, metric_value, score_labels
+from ._metrics import METRIC_NAMES, check_metric_name, metric_value, score_labels
 
 __all__ = [
     "anyloss",
@@ -267,7 +267,7 @@ def get_scorer(metric, *, beta=1.0, pos_label=1):
     >>> bool(scores.mean() > 0.85)
     True
     """
-    metric_code(metric)  # a clear error for unknown names
+    check_metric_name(metric)  # a clear error for unknown names
     func, takes_pos_label, kwargs = _SCORE_FUNCTIONS[metric]
     kwargs = dict(kwargs)
     if takes_pos_label:
@@ -367,7 +367,7 @@ def anyloss(
     >>> round(anyloss(y_true, [0.1, 0.45, 0.55, 0.9], amplifier=5), 3)
     0.279
     """
-    metric_code(metric)  # a clear error for unknown names
+    check_metric_name(metric)  # a clear error for unknown names
     if not amplifier > 0:
         raise ValueError(f"amplifier must be positive; got {amplifier!r}.")
     y_true = column_or_1d(y_true)

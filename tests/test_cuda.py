@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("numba_cuda", reason="the cuda extra (numba-cuda) is not installed")
 
-from sk_anyloss._device import cuda_unusable_reason  # noqa: E402
+from sk_anyloss._backend import cuda_unusable_reason  # noqa: E402
 
 if cuda_unusable_reason() is not None:
     pytest.skip(
@@ -33,13 +33,13 @@ from numba import cuda  # noqa: E402
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier  # noqa: E402
 from sk_anyloss import _kernels_cpu as cpu  # noqa: E402
 from sk_anyloss import _kernels_cuda as gpu  # noqa: E402
-from sk_anyloss._metrics import (  # noqa: E402
-    METRIC_CODES,
-    METRIC_NAMES,
-    metric_and_partials_py,
-    metric_code,
+from sk_anyloss._metrics import FORMULAS, METRIC_NAMES, Metric  # noqa: E402
+from sk_anyloss._optim import Optimizer, new_state  # noqa: E402
+from sk_anyloss._settings import (  # noqa: E402
+    ACTIVATION_CODES,
+    LinearSettings,
+    MLPSettings,
 )
-from sk_anyloss._reference import loss_and_gradient  # noqa: E402
 
 RTOL = 1e-9
 
@@ -57,20 +57,13 @@ def _problem(n=53, d=3, dtype=np.float64, weighted=False, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(dtype)
     y = (rng.random(n) < 0.3).astype(np.uint8)
-    sw = None
-    if weighted:
-        sw = rng.uniform(0.0, 2.0, n)
-        sw /= sw.sum()
+    sw = rng.uniform(0.0, 2.0, n) if weighted else np.ones(n)
     theta = 0.3 * rng.standard_normal(d + 1)
     return X, y, sw, theta
 
 
-def _totals(y, sw):
-    s = np.full(y.shape[0], 1.0 / y.shape[0]) if sw is None else sw
-    return s[y == 1].sum(), s[y == 0].sum()
-
-
-def test_metric_device_function_is_the_registry():
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_metric_device_function_is_the_registry(name):
     cases = np.array(
         [
             [0.4, 0.1, 0.2, 0.3],
@@ -79,82 +72,58 @@ def test_metric_device_function_is_the_registry():
             [0.25, 0.25, 0.25, 0.25],
         ]
     )
-    codes = sorted(METRIC_CODES.values())
-    out = np.empty((len(codes), cases.shape[0], 5))
+    metric = Metric(name, 2.0)
+    f = gpu.device_metric(metric)
+    out = np.empty((cases.shape[0], 5))
 
     @cuda.jit
-    def evaluate(cases, beta, out):
-        c = cuda.grid(1)
-        if c < out.shape[0] * out.shape[1]:
-            code = c // out.shape[1]
-            row = c - code * out.shape[1]
-            r = gpu._metric_and_partials(
-                code, cases[row, 0], cases[row, 1], cases[row, 2], cases[row, 3], beta
-            )
-            for q in range(5):
-                out[code, row, q] = r[q]
+    def evaluate(cases, params, out):
+        row = cuda.grid(1)
+        if row < out.shape[0]:
+            partials = cuda.local.array(4, np.float64)
+            out[row, 0] = f(cases[row], params, partials)
+            for q in range(4):
+                out[row, q + 1] = partials[q]
 
-    evaluate[3, 16](cases, 2.0, out)
-    for code in codes:
-        for row, case in enumerate(cases):
-            expected = metric_and_partials_py(code, *case, 2.0)
-            np.testing.assert_allclose(out[code, row], expected, rtol=RTOL, atol=1e-12)
+    evaluate[1, 8](cases, metric.params, out)
+    for row, case in enumerate(cases):
+        expected = FORMULAS[name](*case, 2.0)
+        np.testing.assert_allclose(out[row], expected, rtol=RTOL, atol=1e-12)
     assert np.all(np.isfinite(out))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_linear_epoch_matches_cpu_and_reference(dtype, weighted):
+def test_linear_pass_and_warm_up_match_the_cpu(dtype, weighted):
     X, y, sw, theta = _problem(dtype=dtype, weighted=weighted)
-    pos, neg = _totals(y, sw)
-    sw_kernel = np.empty(0) if sw is None else sw
-    for metric in METRIC_NAMES:
-        args = (pos, neg, metric_code(metric), 2.0, 73.0, 0.1, True)
-        loss, grad, total = gpu.loss_grad_linear(X, y, sw_kernel, theta, *args)
-        loss_c, grad_c, total_c = cpu.loss_grad_linear.serial(
-            X, y, sw_kernel, theta, *args
+    cpu_backend, gpu_backend = cpu.LinearBackend(X, sw), gpu.LinearBackend(X, sw)
+    target = cpu_backend.target(y)
+    assert tuple(gpu_backend.target(y)[1:]) == tuple(target[1:])
+    for logistic in (False, True):
+        total, _ = gpu_backend.pass_sums(gpu_backend.target(y), theta, 73.0, logistic)
+        part = cpu.linear_pass.serial(X, y, sw / sw.sum(), theta, 73.0, logistic)
+        np.testing.assert_allclose(
+            total.copy_to_host(), cpu.reduce_chunks(part), rtol=RTOL, atol=1e-15
         )
-        loss_r, grad_r = loss_and_gradient(
-            X, y, sw, theta, metric, 2.0, 73.0, alpha=0.1
-        )
-        np.testing.assert_allclose(total, total_c, rtol=RTOL, atol=1e-15)
-        np.testing.assert_allclose(loss, loss_c, rtol=RTOL)
-        np.testing.assert_allclose(grad, grad_c, rtol=RTOL, atol=1e-14)
-        np.testing.assert_allclose(loss, loss_r, rtol=1e-7)
-        np.testing.assert_allclose(grad, grad_r, rtol=1e-6, atol=1e-12)
-    # The log-loss warm-up of the linear model goes through the same kernels.
-    args = (pos, neg, cpu.WARM_UP, 1.0, 1.0, 0.1, True)
-    got = gpu.loss_grad_linear(X, y, sw_kernel, theta, *args)
-    expected = cpu.loss_grad_linear.serial(X, y, sw_kernel, theta, *args)
+    with cpu_backend.log_loss(target, 0.1, True) as f:
+        expected = f(theta)
+    with gpu_backend.log_loss(gpu_backend.target(y), 0.1, True) as f:
+        got = f(theta)
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-15)
 
 
-def _fit_args(X, y, sw, metric, solver, max_iter, tol):
-    pos, neg = _totals(y, sw)
-    return [
-        X,
-        y,
-        np.empty(0) if sw is None else sw,
-        np.zeros(X.shape[1] + 1),
-        pos,
-        neg,
-        metric_code(metric),
-        1.0,
-        73.0,
-        0.01,
-        True,
-        cpu.SOLVER_CODES[solver],
-        0.05,
-        0.9,
-        0.999,
-        1e-8,
-        max_iter,
-        tol is not None,
-        0.0 if tol is None else tol,
-        3,
-        np.full(max_iter, np.nan),
-    ]
+def _linear_settings(solver, max_iter, tol):
+    return LinearSettings(
+        amplifier=73.0,
+        alpha=0.01,
+        fit_intercept=True,
+        optimizer=Optimizer(0 if solver == "adam" else 1, 0.05, 0.0, 0.9, 0.999, 1e-8),
+        max_iter=max_iter,
+        use_tol=tol is not None,
+        tol=0.0 if tol is None else tol,
+        n_iter_no_change=3,
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,63 +136,55 @@ def _fit_args(X, y, sw, metric, solver, max_iter, tol):
 )
 def test_linear_fit_follows_the_cpu_loop(solver, weighted, tol, metric):
     X, y, sw, _ = _problem(dtype=np.float32, weighted=weighted)
-    cpu_args = _fit_args(X, y, sw, metric, solver, 10, tol)
-    gpu_args = _fit_args(X, y, sw, metric, solver, 10, tol)
-    n_cpu = cpu.fit_linear.serial(*cpu_args)
-    n_gpu = gpu.LinearFit(X, gpu_args[2])(*gpu_args)
-    assert n_gpu == n_cpu
+    settings = _linear_settings(solver, 10, tol)
+    results = []
+    for kernels in (cpu, gpu):
+        backend = kernels.LinearBackend(X, sw)
+        theta = np.zeros(X.shape[1] + 1)
+        status, curve = backend.fit(
+            backend.target(y), theta, settings, Metric(metric, 2.0)
+        )
+        results.append((status, theta, curve))
+    (status_c, theta_c, curve_c), (status_g, theta_g, curve_g) = results
+    assert status_g == status_c == cpu.STOPPED
+    assert len(curve_g) == len(curve_c)
     if tol is not None:
-        assert n_cpu < 10  # the stopping rule ran, on the device
-    np.testing.assert_allclose(gpu_args[3], cpu_args[3], rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(gpu_args[-1][:n_gpu], cpu_args[-1][:n_cpu], rtol=1e-9)
+        assert len(curve_c) < 10  # the stopping rule ran, on the device
+    np.testing.assert_allclose(theta_g, theta_c, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(curve_g, curve_c, rtol=1e-9)
 
 
 def test_linear_fit_reports_divergence():
     X, y, sw, _ = _problem()
-    args = _fit_args(X, y, sw, "f1", "adam", 5, None)
-    args[3][:] = np.nan
-    assert gpu.LinearFit(X, args[2])(*args) == -1
+    backend = gpu.LinearBackend(X, sw)
+    theta = np.full(X.shape[1] + 1, np.nan)
+    status, curve = backend.fit(
+        backend.target(y), theta, _linear_settings("adam", 5, None), Metric("f1")
+    )
+    assert status == -1 and len(curve) == 0
 
 
 def _mlp_problem(n, d, K, weighted, dtype, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(dtype)
     Y = (rng.random((n, K)) < 0.4).astype(np.uint8)
-    sw = np.empty(0)
-    if weighted:
-        sw = rng.uniform(0.0, 2.0, n)
-        sw /= sw.sum()
+    sw = rng.uniform(0.0, 2.0, n) if weighted else np.ones(n)
     return X, Y, sw, rng
 
 
-def _mlp_epochs(
-    epoch,
-    X,
-    Y,
-    sw,
-    theta,
-    dims,
-    activation,
-    solver,
-    batch_size,
-    orders,
-    metric="mcc",
-    log_loss=0.7,
-):
+def _mlp_epochs(backend, theta, dims, activation, solver, batch_size, orders,
+                metric="mcc", log_loss=0.7):  # fmt: skip
     theta = theta.copy()
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
-    t = 0
-    losses = []
-    for order in orders:
-        loss, t = epoch(
-            X, Y, sw, order, theta, dims, activation, metric_code(metric), 2.0,
-            20.0, log_loss, 0.5, batch_size, solver, 0.01, 0.9, 0.9, 0.999, 1e-8,
-            m, v, t,
-            3.0 if sw.shape[0] else float(X.shape[0]),
-        )  # fmt: skip
-        losses.append(loss)
-    return theta, m, v, t, losses
+    settings = MLPSettings(
+        ACTIVATION_CODES[activation], 20.0, log_loss, 0.5, batch_size,
+        Optimizer(solver, 0.01, 0.9, 0.9, 0.999, 1e-8),
+    )  # fmt: skip
+    state = new_state(theta.shape[0])
+    losses = [
+        backend.epoch(order, theta, dims, settings, Metric(metric, 2.0), state)
+        for order in orders
+    ]
+    return theta, state.m, state.v, state.steps[0], losses
 
 
 @pytest.mark.parametrize(
@@ -243,11 +204,11 @@ def test_mlp_epoch_follows_the_cpu_epoch(
     theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
     orders = [rng.permutation(n) for _ in range(epochs)]
     args = (
-        theta, dims, cpu.ACTIVATION_CODES[activation], {"adam": 0, "sgd": 1}[solver],
-        batch_size, orders, "mcc", log_loss,
+        theta, dims, activation, {"adam": 0, "sgd": 1}[solver], batch_size, orders,
+        "mcc", log_loss,
     )  # fmt: skip
-    expected = _mlp_epochs(cpu.mlp_epoch, X, Y, sw, *args)
-    got = _mlp_epochs(gpu.MLPEpoch(X, Y, sw), X, Y, sw, *args)
+    expected = _mlp_epochs(cpu.MLPBackend(X, Y, sw), *args)
+    got = _mlp_epochs(gpu.MLPBackend(X, Y, sw), *args)
     for a, b in zip(got[:3], expected[:3]):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
     assert got[3] == expected[3]
@@ -259,9 +220,9 @@ def test_mlp_epoch_follows_the_cpu_epoch_for_every_metric(metric):
     X, Y, sw, rng = _mlp_problem(9, 3, 1, True, np.float32)
     dims = np.array([3, 2, 1], dtype=np.int64)
     theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
-    args = (theta, dims, 2, 0, 9, [np.arange(9)], metric)
-    expected = _mlp_epochs(cpu.mlp_epoch, X, Y, sw, *args)
-    got = _mlp_epochs(gpu.MLPEpoch(X, Y, sw), X, Y, sw, *args)
+    args = (theta, dims, "tanh", 0, 9, [np.arange(9)], metric)
+    expected = _mlp_epochs(cpu.MLPBackend(X, Y, sw), *args)
+    got = _mlp_epochs(gpu.MLPBackend(X, Y, sw), *args)
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
 
@@ -270,7 +231,7 @@ def test_mlp_epoch_reports_divergence():
     X, Y, sw, rng = _mlp_problem(9, 5, 1, False, np.float64)
     dims = np.array([5, 2, 1], dtype=np.int64)
     theta = np.full(int(((dims[:-1] + 1) * dims[1:]).sum()), np.nan)
-    got = _mlp_epochs(gpu.MLPEpoch(X, Y, sw), X, Y, sw, theta, dims, 3, 0, 9, [
+    got = _mlp_epochs(gpu.MLPBackend(X, Y, sw), theta, dims, "relu", 0, 9, [
         np.arange(9)
     ])  # fmt: skip
     assert np.isnan(got[4][0])

@@ -3,6 +3,14 @@
 The record was written before the estimators and the kernels were
 restructured; a change that alters a model's bits must say so, bound the
 difference here and rewrite the record on purpose.
+
+Known differences: the weighted fits. Since the backends take the sample
+weights as given (ones when unweighted) and scale them themselves, the linear
+model's class masses are ``sum(w[y == 1]) / sum(w)`` (they were the sum of the
+normalised weights) and the MLP divides the weights by their largest value
+(they were normalised to sum to one): the last bits of those sums changed, and
+the weighted models with them, by at most 7e-10 relative over the grid.
+Unweighted fits are bit-identical.
 """
 
 import importlib.util
@@ -33,14 +41,28 @@ def test_the_grid_is_the_recorded_one(refit, record):
     assert sorted(refit) == sorted(record)
 
 
-def test_every_model_is_bit_identical_to_the_record(refit, record):
+def _weighted(name):
+    return "-w1" in name or name.startswith("mlp-partial-fit")
+
+
+def test_unweighted_models_are_bit_identical_to_the_record(refit, record):
     different = [
         name
         for name in record
-        if name in refit
+        if not _weighted(name)
+        and name in refit
         and not (
             refit[name].dtype == record[name].dtype
             and np.array_equal(refit[name], record[name])
         )
     ]
     assert not different, f"{len(different)} arrays differ, e.g. {different[:5]}"
+
+
+def test_weighted_models_are_the_record_to_rounding(refit, record):
+    for name in record:
+        if _weighted(name):
+            assert refit[name].dtype == record[name].dtype, name
+            np.testing.assert_allclose(
+                refit[name], record[name], rtol=1e-8, atol=1e-12, err_msg=name
+            )

@@ -1,23 +1,29 @@
+"""The CPU kernels against the NumPy reference (``naive``)."""
+
 import numba
+import naive
 import numpy as np
 import pytest
 from scipy.special import expit
 
+from sk_anyloss import _optim
 from sk_anyloss._kernels_cpu import (
     CHUNK_ROWS,
-    SOLVER_CODES,
-    WARM_UP,
+    RUNNING,
+    STOPPED,
+    LinearBackend,
     amplified,
+    class_masses,
+    cpu_metric,
     fit_linear,
-    loss_grad_linear,
+    linear_pass,
+    log_loss_grad,
+    metric_loss_grad,
+    new_loop_state,
+    reduce_chunks,
 )
-from sk_anyloss._metrics import METRIC_NAMES, metric_code
-from sk_anyloss._reference import (
-    amplified_naive,
-    balanced_log_loss_and_gradient,
-    fit_reference,
-    loss_and_gradient,
-)
+from sk_anyloss._metrics import METRIC_NAMES, Metric
+from sk_anyloss._settings import LinearSettings
 
 VARIANTS = ["serial", "parallel"]
 
@@ -27,34 +33,29 @@ def _problem(n=3 * CHUNK_ROWS + 17, d=7, dtype=np.float64, weighted=False, seed=
     X = rng.standard_normal((n, d)).astype(dtype)
     y = (rng.random(n) < 0.2).astype(np.uint8)
     sw = rng.uniform(0.0, 2.0, n) if weighted else None
-    if sw is not None:
-        sw /= sw.sum()
     theta = 0.3 * rng.standard_normal(d + 1)
     return X, y, sw, theta
 
 
-def _totals(y, sw):
-    s = np.full(y.shape[0], 1.0 / y.shape[0]) if sw is None else sw
-    return s[y == 1].sum(), s[y == 0].sum()
+def _normalised(y, sw):
+    """Weights normalised to sum to one and the class masses, as the backend
+    computes them."""
+    raw = np.ones(y.shape[0]) if sw is None else sw
+    return (raw / raw.sum(), *class_masses(y, raw))
 
 
 def _kernel_loss_grad(
     variant, X, y, sw, theta, metric, beta=1.0, amp=73.0, alpha=0.0, fit_intercept=True
 ):
-    pos, neg = _totals(y, sw)
-    f = getattr(loss_grad_linear, variant)
-    loss, grad, _ = f(
-        X,
-        y,
-        np.empty(0) if sw is None else sw,
-        theta,
-        pos,
-        neg,
-        WARM_UP if metric == "warm-up" else metric_code(metric),
-        beta,
-        amp,
-        alpha,
-        fit_intercept,
+    s, pos, neg = _normalised(y, sw)
+    if metric == "warm-up":
+        kernel = getattr(log_loss_grad, variant)
+        return kernel(X, y, s, theta, pos, neg, alpha, fit_intercept)
+    total = reduce_chunks(getattr(linear_pass, variant)(X, y, s, theta, amp, False))
+    m = Metric(metric, beta)
+    grad = np.empty_like(theta)
+    loss = metric_loss_grad(
+        total, pos, neg, theta, grad, cpu_metric(m), m.params, alpha, fit_intercept
     )
     return loss, grad
 
@@ -69,7 +70,7 @@ def test_warm_up_loss_matches_numpy_reference(variant, dtype, weighted, fit_inte
     loss, grad = _kernel_loss_grad(
         variant, X, y, sw, theta, "warm-up", alpha=0.1, fit_intercept=fit_intercept
     )
-    ref_loss, ref_grad = balanced_log_loss_and_gradient(
+    ref_loss, ref_grad = naive.balanced_log_loss_and_gradient(
         X, y, sw, theta, alpha=0.1, fit_intercept=fit_intercept
     )
     assert np.isfinite(loss) and loss == pytest.approx(ref_loss, rel=1e-10)
@@ -95,11 +96,11 @@ def test_warm_up_gradient_matches_finite_differences():
 @pytest.mark.parametrize("metric", METRIC_NAMES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_epoch_matches_numpy_reference(variant, metric, dtype, weighted):
+def test_pass_and_metric_match_numpy_reference(variant, metric, dtype, weighted):
     X, y, sw, theta = _problem(dtype=dtype, weighted=weighted)
     args = dict(metric=metric, beta=0.7, amplifier=20.0, alpha=0.1)
     loss, grad = _kernel_loss_grad(variant, X, y, sw, theta, metric, 0.7, 20.0, 0.1)
-    ref_loss, ref_grad = loss_and_gradient(X, y, sw, theta, **args)
+    ref_loss, ref_grad = naive.loss_and_gradient(X, y, sw, theta, **args)
     assert loss == pytest.approx(ref_loss, rel=1e-10)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-12)
 
@@ -112,22 +113,19 @@ def test_gradient_matches_finite_differences(metric, fit_intercept):
     if not fit_intercept:
         theta[-1] = 0.0
     amp = 10.0
-    _, grad = _kernel_loss_grad(
-        "serial", X, y, sw, theta, metric, 1.5, amp, 0.05, fit_intercept
-    )
+
+    def loss_grad(t):
+        return _kernel_loss_grad(
+            "serial", X, y, sw, t, metric, 1.5, amp, 0.05, fit_intercept
+        )
+
+    _, grad = loss_grad(theta)
     for k in range(theta.shape[0] - (0 if fit_intercept else 1)):
         step = 1e-6
         up, down = theta.copy(), theta.copy()
         up[k] += step
         down[k] -= step
-        fd = (
-            _kernel_loss_grad(
-                "serial", X, y, sw, up, metric, 1.5, amp, 0.05, fit_intercept
-            )[0]
-            - _kernel_loss_grad(
-                "serial", X, y, sw, down, metric, 1.5, amp, 0.05, fit_intercept
-            )[0]
-        ) / (2 * step)
+        fd = (loss_grad(up)[0] - loss_grad(down)[0]) / (2 * step)
         assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
     if not fit_intercept:
         assert grad[-1] == 0.0
@@ -150,7 +148,7 @@ def test_amplified_is_stable_and_exact(amp):
     assert np.all((a >= 0.5) == (expit(z) >= 0.5))
     assert np.all(h >= 0)
     if amp <= 73.0:  # where the naive formula is still accurate
-        a_ref, h_ref = amplified_naive(z, amp)
+        a_ref, h_ref = naive.amplified(z, amp)
         np.testing.assert_allclose(a, a_ref, rtol=1e-9, atol=1e-300)
         np.testing.assert_allclose(h, h_ref, rtol=1e-6, atol=1e-15)
 
@@ -158,39 +156,40 @@ def test_amplified_is_stable_and_exact(amp):
 def test_amplified_keeps_gradient_where_naive_underflows():
     # For L >= 74 the naive a (1 - a) rounds to 0 at p = 1; ours stays positive.
     z = np.array([40.0])
-    _, h_naive = amplified_naive(z, 100.0)
+    _, h_naive = naive.amplified(z, 100.0)
     _, h = _amplified_many(z, 100.0)
     assert h_naive[0] == 0.0
     assert h[0] > 0.0
 
 
-def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
-    pos, neg = _totals(y, sw)
-    theta = np.zeros(X.shape[1] + 1)
-    curve = np.empty(max_iter)
-    n_iter = getattr(fit_linear, variant)(
-        X,
-        y,
-        np.empty(0) if sw is None else sw,
-        theta,
-        pos,
-        neg,
-        metric_code(metric),
-        1.0,
-        73.0,
-        0.0,
-        True,
-        SOLVER_CODES[solver],
-        0.01,
-        0.9,
-        0.999,
-        1e-8,
-        max_iter,
-        tol is not None,
-        0.0 if tol is None else tol,
-        10,
-        curve,
+def _settings(max_iter, solver="adam", tol=None, learning_rate=0.01):
+    return LinearSettings(
+        amplifier=73.0,
+        alpha=0.0,
+        fit_intercept=True,
+        optimizer=_optim.Optimizer(
+            _optim.SOLVER_CODES["adam" if solver == "adam" else "sgd"],
+            learning_rate, 0.0, 0.9, 0.999, 1e-8,
+        ),  # fmt: skip
+        max_iter=max_iter,
+        use_tol=tol is not None,
+        tol=0.0 if tol is None else tol,
+        n_iter_no_change=10,
     )
+
+
+def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
+    s, pos, neg = _normalised(y, sw)
+    theta = np.zeros(X.shape[1] + 1)
+    state = new_loop_state(theta.shape[0])
+    curve = np.empty(max_iter)
+    m = Metric(metric)
+    status = getattr(fit_linear, variant)(
+        X, y, s, theta, pos, neg, _settings(max_iter, solver, tol), cpu_metric(m),
+        m.params, state, curve, max_iter,
+    )  # fmt: skip
+    assert status == STOPPED
+    n_iter = state.optimizer.steps[0]
     return theta, n_iter, curve[:n_iter]
 
 
@@ -199,7 +198,7 @@ def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
 def test_training_loop_matches_numpy_reference(solver, weighted):
     X, y, sw, _ = _problem(n=2000, d=6, weighted=weighted, seed=2)
     theta, n_iter, curve = _fit("serial", X, y, sw, max_iter=150, solver=solver)
-    ref = fit_reference(X, y, sw, max_iter=150, solver=solver, learning_rate=0.01)
+    ref = naive.fit(X, y, sw, max_iter=150, solver=solver, learning_rate=0.01)
     assert n_iter == 150
     np.testing.assert_allclose(theta, ref, rtol=1e-7, atol=1e-9)
     assert curve[-1] < curve[0]
@@ -225,3 +224,38 @@ def test_tolerance_stops_early():
     _, n_iter, curve = _fit("serial", X, y, sw, max_iter=5000, tol=1e-4)
     assert n_iter < 5000
     assert len(curve) == n_iter
+
+
+def test_loop_paused_and_resumed_is_the_loop_run_at_once():
+    X, y, sw, _ = _problem(n=1000, d=4, seed=4)
+    s, pos, neg = _normalised(y, sw)
+    m = Metric("mcc")
+    results = []
+    for per_call in (100, 7):
+        theta = np.zeros(5)
+        state = new_loop_state(5)
+        curve = np.empty(100)
+        calls = 0
+        status = RUNNING
+        while status == RUNNING:
+            status = fit_linear.serial(
+                X, y, s, theta, pos, neg, _settings(100), cpu_metric(m), m.params,
+                state, curve, per_call,
+            )  # fmt: skip
+            calls += 1
+        results.append((theta, curve.copy(), calls))
+    assert results[0][2] == 1 and results[1][2] == 15  # ceil(100 / 7)
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_backend_runs_the_loop_of_the_kernels():
+    X, y, sw, _ = _problem(n=1500, d=5, weighted=True, seed=6)
+    backend = LinearBackend(X, sw)
+    target = backend.target(y)
+    theta = np.zeros(6)
+    status, curve = backend.fit(target, theta, _settings(80), Metric("f1"))
+    expected, n_iter, expected_curve = _fit("serial", X, y, sw, max_iter=80)
+    assert status == STOPPED and len(curve) == n_iter == 80
+    assert np.array_equal(theta, expected)
+    assert np.array_equal(curve, expected_curve)

@@ -1,6 +1,7 @@
 import pickle
 import threading
 
+import naive
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine, make_classification
@@ -12,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_anyloss import METRIC_NAMES, AnyLossClassifier
 from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
-from sk_anyloss._reference import fit_reference
+from sk_anyloss._linear import WARM_UP_GTOL
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +67,16 @@ def test_fit_is_the_reference_warm_up_then_training(warmup_iter, weighted):
     clf = AnyLossClassifier(
         warmup_iter=warmup_iter, max_iter=30, tol=None, alpha=0.01
     ).fit(X, y, sample_weight=sw)
-    ref = fit_reference(
+    ref = naive.fit(
         X,
         y,
-        None if sw is None else sw / sw.sum(),
+        sw,
         amplifier=20.0,
         alpha=0.01,
         max_iter=30,
         learning_rate=clf.learning_rate_init,
         warmup_iter=warmup_iter,
-        weight_total=None if sw is None else sw.sum(),
+        warmup_gtol=WARM_UP_GTOL,
     )
     np.testing.assert_allclose(np.r_[clf.coef_[0], clf.intercept_], ref, rtol=1e-8)
 

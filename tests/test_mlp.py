@@ -12,9 +12,11 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
-from sk_anyloss._kernels_cpu import ACTIVATION_CODES, mlp_forward, mlp_loss_grad
-from sk_anyloss._metrics import metric_code
+from sk_anyloss._kernels_cpu import cpu_metric, mlp_forward, mlp_loss_grad
+from sk_anyloss._metrics import Metric
 from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT, _stratified_order
+from sk_anyloss._optim import Optimizer
+from sk_anyloss._settings import ACTIVATION_CODES, MLPSettings
 
 ACTIVATIONS = list(ACTIVATION_CODES)
 
@@ -46,6 +48,16 @@ def _assert_gradient_is_finite_differences(X, Y, s, theta, args):
         assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
 
 
+def _args(dims, activation, metric, beta, amplifier, log_loss, l2):
+    """``mlp_loss_grad``'s arguments after ``theta`` (the optimiser is unused)."""
+    settings = MLPSettings(
+        ACTIVATION_CODES[activation], amplifier, log_loss, 0.0, 1,
+        Optimizer(0, 0.0, 0.0, 0.9, 0.999, 1e-8),
+    )  # fmt: skip
+    m = Metric(metric, beta)
+    return (dims, settings, cpu_metric(m), m.params, l2)
+
+
 def _network(rng, dims):
     size = sum((dims[i] + 1) * dims[i + 1] for i in range(len(dims) - 1))
     return 0.5 * rng.standard_normal(size)
@@ -55,7 +67,7 @@ def _network(rng, dims):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("metric", METRIC_NAMES)
 def test_gradient_matches_finite_differences(activation, metric, log_loss_weight):
-    rng = np.random.default_rng(metric_code(metric))
+    rng = np.random.default_rng(METRIC_NAMES.index(metric))
     dims = np.array([4, 5, 3, 2])
     theta = _network(rng, dims)
     n = 40
@@ -63,8 +75,7 @@ def test_gradient_matches_finite_differences(activation, metric, log_loss_weight
     Y = (rng.random((n, 2)) < 0.3).astype(np.uint8)
     s = rng.uniform(0.5, 1.5, n)
     s /= s.sum()
-    code = metric_code(metric)
-    args = (dims, ACTIVATION_CODES[activation], code, 1.5, 10.0, log_loss_weight, 0.3)
+    args = _args(dims, activation, metric, 1.5, 10.0, log_loss_weight, 0.3)
     _assert_gradient_is_finite_differences(X, Y, s, theta, args)
 
 
@@ -75,7 +86,7 @@ def test_gradient_of_a_batch_without_positives():
     theta = _network(rng, dims)
     X = rng.standard_normal((12, 3))
     s = np.full(12, 1 / 12)
-    args = (dims, ACTIVATION_CODES["tanh"], metric_code("f1"), 1.0, 10.0, 0.5, 0.1)
+    args = _args(dims, "tanh", "f1", 1.0, 10.0, 0.5, 0.1)
     for Y in (np.zeros((12, 1), np.uint8), np.ones((12, 1), np.uint8)):
         assert np.isfinite(mlp_loss_grad(X, Y, s, theta, *args, np.empty_like(theta)))
         _assert_gradient_is_finite_differences(X, Y, s, theta, args)
@@ -93,13 +104,14 @@ def test_log_loss_term_is_the_class_balanced_log_loss(K):
     Y = (rng.random((n, K)) < 0.25).astype(np.uint8)
     s = rng.uniform(0.5, 1.5, n)
     s /= s.sum()
-    relu, f1 = ACTIVATION_CODES["relu"], metric_code("f1")
     scratch = np.empty_like(theta)
     with_term = mlp_loss_grad(
-        X, Y, s, theta, dims, relu, f1, 1.0, 10.0, 0.8, 0.2, scratch
+        X, Y, s, theta, *_args(dims, "relu", "f1", 1.0, 10.0, 0.8, 0.2), scratch
     )
-    alone = mlp_loss_grad(X, Y, s, theta, dims, relu, f1, 1.0, 10.0, 0.0, 0.2, scratch)
-    proba = expit(mlp_forward(X, theta, dims, relu)[-1])
+    alone = mlp_loss_grad(
+        X, Y, s, theta, *_args(dims, "relu", "f1", 1.0, 10.0, 0.0, 0.2), scratch
+    )
+    proba = expit(mlp_forward(X, theta, dims, ACTIVATION_CODES["relu"])[-1])
     expected = 0.0
     for k in range(K):
         y = Y[:, k].astype(bool)

@@ -1,0 +1,89 @@
+"""The settings of one fit, as the kernels see them.
+
+An estimator builds its record once per fit from its parameters
+(:func:`linear_settings`, :func:`mlp_settings`) and hands it to its backend,
+which passes it on to the compiled code unchanged: an immutable record of
+codes and floats (a ``NamedTuple``, which Numba and numba.cuda both take as
+one argument) instead of long positional argument lists.
+"""
+
+from typing import NamedTuple
+
+from ._optim import ADAM, SGD, Optimizer
+
+ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
+
+
+class LinearSettings(NamedTuple):
+    """The linear model's metric loop: loss, optimiser and stopping rule.
+
+    The loss is ``1 - M + alpha / 2 * |w|^2`` with the approximation's
+    ``amplifier``; the loop stops after ``max_iter`` iterations or, with
+    ``use_tol``, once the loss has not improved by ``tol`` for
+    ``n_iter_no_change`` iterations.
+    """
+
+    amplifier: float
+    alpha: float
+    fit_intercept: bool
+    optimizer: Optimizer
+    max_iter: int
+    use_tol: bool
+    tol: float
+    n_iter_no_change: int
+
+
+class MLPSettings(NamedTuple):
+    """The MLP's epochs: hidden activation code, loss and optimiser.
+
+    The batch loss is the mean over output units of ``1 - M`` plus
+    ``log_loss`` times the class-balanced log-loss, plus
+    ``alpha / (2 b) |W|^2`` with ``b`` the batch's total weight.
+    """
+
+    activation: int
+    amplifier: float
+    log_loss: float
+    alpha: float
+    batch_size: int
+    optimizer: Optimizer
+
+
+def _optimizer(estimator, solver):
+    return Optimizer(
+        solver=solver,
+        learning_rate=float(estimator.learning_rate_init),
+        momentum=float(getattr(estimator, "momentum", 0.0)),
+        beta_1=float(estimator.beta_1),
+        beta_2=float(estimator.beta_2),
+        epsilon=float(estimator.epsilon),
+    )
+
+
+def linear_settings(estimator):
+    """:class:`LinearSettings` of an ``AnyLossClassifier``; its solver
+    ``"gd"`` is SGD with momentum 0, a plain gradient step."""
+    solver = ADAM if estimator.solver == "adam" else SGD
+    return LinearSettings(
+        amplifier=float(estimator.amplifier),
+        alpha=float(estimator.alpha),
+        fit_intercept=bool(estimator.fit_intercept),
+        optimizer=_optimizer(estimator, solver),
+        max_iter=int(estimator.max_iter),
+        use_tol=estimator.tol is not None,
+        tol=0.0 if estimator.tol is None else float(estimator.tol),
+        n_iter_no_change=int(estimator.n_iter_no_change),
+    )
+
+
+def mlp_settings(estimator, batch_size, log_loss):
+    """:class:`MLPSettings` of an ``AnyLossMLPClassifier`` with the batch size
+    and log-loss weight that its fit resolved."""
+    return MLPSettings(
+        activation=ACTIVATION_CODES[estimator.activation],
+        amplifier=float(estimator.amplifier),
+        log_loss=float(log_loss),
+        alpha=float(estimator.alpha),
+        batch_size=int(batch_size),
+        optimizer=_optimizer(estimator, ADAM if estimator.solver == "adam" else SGD),
+    )
