@@ -6,21 +6,100 @@ positive class is ``classes_[1]``.  A multiclass target is split one-vs-rest:
 problem ``k`` has ``y == classes_[k]`` as its positive class.
 """
 
-from numbers import Real
+from numbers import Integral, Real
+from textwrap import dedent
 
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight
 
+from ._backend import DEVICES
 from ._metrics import METRIC_NAMES
 
-METRIC_PARAMETER_CONSTRAINTS = {
+# The parameters both estimators have, with the same meaning and range.
+SHARED_PARAMETER_CONSTRAINTS = {
     "metric": [StrOptions(set(METRIC_NAMES))],
     "beta": [Interval(Real, 0, None, closed="neither")],
     "amplifier": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "device": [StrOptions(set(DEVICES))],
 }
+
+
+# Numpydoc fragments that several public docstrings share (see fill_doc).
+DOC_FRAGMENTS = {
+    "X_parameters": """
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The samples.
+    """,
+    "sample_weight": """
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; each sample counts ``sample_weight[i]`` times
+            in the confusion matrix (a weight of 2 is a repeated row).
+    """,
+    "fit_returns": """
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+    """,
+    "device": """
+        device : {"cpu", "cuda", "auto"}, default="cpu"
+            Where to train. ``"cuda"`` trains on an NVIDIA GPU (needs the ``cuda``
+            extra, ``pip install sk_anyloss[cuda]``, and raises an error if no GPU
+            is usable); ``"auto"`` uses a GPU when one is usable and the CPU
+            otherwise. The fitted attributes are NumPy arrays either way:
+            prediction always runs on the CPU.
+    """,
+    "classes_": """
+        classes_ : ndarray of shape (n_classes,)
+            Class labels.
+    """,
+    "features_in": """
+        n_features_in_ : int
+            Number of features seen during fit.
+
+        feature_names_in_ : ndarray of shape (`n_features_in_`,)
+            Names of features seen during fit, when ``X`` has string column
+            names.
+    """,
+    "labels": """
+        y_true : array-like of shape (n_samples,)
+            Ground truth labels, at most two distinct values.
+
+        y_pred : array-like of shape (n_samples,)
+            Predicted labels.
+    """,
+}
+
+
+def fill_doc(obj):
+    """Replace each docstring line ``{name}`` of ``obj`` by the fragment
+    ``DOC_FRAGMENTS[name]``, indented as that line; returns ``obj``."""
+    lines = []
+    for line in obj.__doc__.splitlines():
+        key = line.strip()
+        if key.startswith("{") and key.endswith("}") and key[1:-1] in DOC_FRAGMENTS:
+            indent = line[: len(line) - len(line.lstrip())]
+            fragment = dedent(DOC_FRAGMENTS[key[1:-1]]).strip("\n")
+            lines.extend(indent + f if f else f for f in fragment.splitlines())
+        else:
+            lines.append(line)
+    obj.__doc__ = "\n".join(lines)
+    return obj
 
 
 def encode_target(y):
@@ -96,17 +175,38 @@ def labels_from_scores(scores, classes):
     return classes[np.argmax(scores, axis=1)]
 
 
-class ScorePredictionsMixin:
-    """``predict``, ``predict_proba`` and ``predict_log_proba`` of both
-    estimators, from the raw output scores ``self._scores(X)``."""
+class AnyLossEstimator(ClassifierMixin, BaseEstimator):
+    """What both estimators share: ``fit``, and ``predict``,
+    ``predict_proba`` and ``predict_log_proba`` from the raw output scores.
 
-    def predict(self, X):
-        """Predict class labels: the positive class where ``p >= 0.5``.
+    A subclass implements ``_fit(X, y, sample_weight)`` and ``_scores(X)``.
+    """
+
+    @fill_doc
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to maximise ``metric`` on ``(X, y)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data.
+            Training data. float32 data is trained in float32 storage (never
+            upcast); other numeric data is converted to float64.
+
+        y : array-like of shape (n_samples,)
+            Target labels, at least two classes.
+
+        {sample_weight}
+
+        {fit_returns}
+        """
+        return self._fit(X, y, sample_weight)
+
+    @fill_doc
+    def predict(self, X):
+        """Predict class labels: the positive class where ``p >= 0.5``.
+
+        {X_parameters}
 
         Returns
         -------
@@ -116,13 +216,11 @@ class ScorePredictionsMixin:
         """
         return labels_from_scores(self._scores(X), self.classes_)
 
+    @fill_doc
     def predict_proba(self, X):
         """Class probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        {X_parameters}
 
         Returns
         -------
@@ -132,13 +230,11 @@ class ScorePredictionsMixin:
         """
         return np.exp(self.predict_log_proba(X))
 
+    @fill_doc
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed without underflow.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        {X_parameters}
 
         Returns
         -------

@@ -29,7 +29,7 @@ results, and so does any number of threads.
 import math
 import types
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -67,7 +67,7 @@ def _binary_metric(cm, k, params, partials):
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled_metric(metric):
     qualname = f"cpu_metric_{metric.key}"
     env = dict(_binary_metric.__globals__)
@@ -261,7 +261,9 @@ def _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad):
     gradient (into ``grad``)."""
     d = theta.shape[0] - 1
     value = 1.0 - (total[2 * d + 2] / (2.0 * pos) + total[2 * d + 3] / (2.0 * neg))
-    squares = _gradient(total, d, 0.5 / pos, -0.5 / neg, alpha, fit_intercept, theta, grad)
+    squares = _gradient(
+        total, d, 0.5 / pos, -0.5 / neg, alpha, fit_intercept, theta, grad
+    )
     return 1.0 - value + 0.5 * alpha * squares
 
 
@@ -365,7 +367,9 @@ def _fit_source(X, y, sw, theta, pos, neg, settings, metric, params, state, curv
             break
         _linear_pass(X, y, sw, theta, settings.amplifier, False, part)
         _reduce_chunks(part, total)
-        _metric_step(total, pos, neg, theta, grad, settings, metric, params, state, curve)
+        _metric_step(
+            total, pos, neg, theta, grad, settings, metric, params, state, curve
+        )
     return state.counts[STATUS]
 
 
@@ -574,6 +578,25 @@ def _output_terms(z, positive, amplifier, log_loss):
 
 
 @njit(inline="always")
+def _output_row(sums, z, positive, s, amplifier, log_loss):
+    """Add a row with score ``z`` and weight ``s`` to an output unit's sums
+    ``(tp, fp, pos, neg, log_pos, log_neg)`` (the soft positives, the class
+    masses and the weighted log-losses of each class); returns the new sums
+    and the row's ``s dA/dz`` and ``s d(log-loss)/dz``."""
+    a, dadz, ll, dll = _output_terms(z, positive, amplifier, log_loss)
+    tp, fp, pos, neg, log_pos, log_neg = sums
+    if positive:
+        tp += s * a
+        pos += s
+        log_pos += s * ll
+    else:
+        fp += s * a
+        neg += s
+        log_neg += s * ll
+    return (tp, fp, pos, neg, log_pos, log_neg), s * dadz, s * dll
+
+
+@njit(inline="always")
 def _output_weights(value, partials, pos, neg, log_pos, log_neg, log_loss, K):
     """An output unit's ``(loss, g1, g0, w1, w0)`` from its batch sums.
 
@@ -629,26 +652,12 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, grad):
     partials = np.empty(4)
     loss = 0.0
     for k in range(K):
-        tp = 0.0
-        fp = 0.0
-        pos = 0.0
-        neg = 0.0
-        log_pos = 0.0
-        log_neg = 0.0
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for i in range(b):
-            a, dadz, ll, dll = _output_terms(
-                Z[i, k], Y[i, k], settings.amplifier, settings.log_loss
+            sums, delta[i, k], d_log[i] = _output_row(
+                sums, Z[i, k], Y[i, k], s[i], settings.amplifier, settings.log_loss
             )
-            delta[i, k] = s[i] * dadz
-            d_log[i] = s[i] * dll
-            if Y[i, k]:
-                tp += s[i] * a
-                pos += s[i]
-                log_pos += s[i] * ll
-            else:
-                fp += s[i] * a
-                neg += s[i]
-                log_neg += s[i] * ll
+        tp, fp, pos, neg, log_pos, log_neg = sums
         _binary_cm(tp, fp, pos, neg, cm)
         value = metric(cm.ctypes, 2, params.ctypes, partials.ctypes)
         unit_loss, g1, g0, w1, w0 = _output_weights(

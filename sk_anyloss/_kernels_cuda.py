@@ -33,7 +33,7 @@ settings give the same model run to run.
 import math
 import types
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from numba import cuda, float64, uint8
@@ -84,10 +84,11 @@ _log_loss_terms = _device_function(
 _output_terms = _device_function(
     _kernels_cpu._output_terms, amplified=amplified, _log_loss_terms=_log_loss_terms
 )
+_output_row = _device_function(_kernels_cpu._output_row, _output_terms=_output_terms)
 _output_weights = _device_function(_kernels_cpu._output_weights)
 
 
-@lru_cache(maxsize=None)
+@cache
 def device_metric(metric):
     """``metric`` (a ``_metrics.Metric``) as a device function of its array
     form, ``value = f(cm, params, partials)``; compiled once per process."""
@@ -127,6 +128,20 @@ def _check_power_of_two(threads):
 
 def _grid(count, threads):
     return min((count + threads - 1) // threads, MAX_BLOCKS)
+
+
+@_device_jit
+def _block_sums(red, t):
+    """Add up ``red[q, :]`` for every ``q`` into ``red[q, 0]``: a fixed tree
+    over the block's threads (``red.shape[1]``, a power of two); ``t`` is
+    this thread's index."""
+    stride = red.shape[1] // 2
+    while stride > 0:
+        if t < stride:
+            for q in range(red.shape[0]):
+                red[q, t] += red[q, t + stride]
+        cuda.syncthreads()
+        stride //= 2
 
 
 # --------------------------------------------------------------------------
@@ -206,13 +221,7 @@ def _linear_kernels(tpb):
         red[2, t] = tp
         red[3, t] = fp
         cuda.syncthreads()
-        stride = tpb // 2
-        while stride > 0:
-            if t < stride:
-                for q in range(4):
-                    red[q, t] += red[q, t + stride]
-            cuda.syncthreads()
-            stride //= 2
+        _block_sums(red, t)
         if t == 0:
             for q in range(4):
                 part[blk, 2 * d + q] = red[q, 0]
@@ -224,30 +233,27 @@ def _linear_kernels(tpb):
             return
         t = cuda.threadIdx.x
         k = cuda.blockIdx.x
-        red = cuda.shared.array(tpb, float64)
+        red = cuda.shared.array((1, tpb), float64)
         s = 0.0
         for c in range(t, part.shape[0], tpb):
             s += part[c, k]
-        red[t] = s
+        red[0, t] = s
         cuda.syncthreads()
-        stride = tpb // 2
-        while stride > 0:
-            if t < stride:
-                red[t] += red[t + stride]
-            cuda.syncthreads()
-            stride //= 2
+        _block_sums(red, t)
         if t == 0:
-            total[k] = red[0]
+            total[k] = red[0, 0]
 
     @cuda.jit
     def log_loss(total, theta, grad, pos, neg, alpha, fit_intercept, out):
         """The warm-up's loss (``out[0]``) and gradient from a logistic pass."""
         out[0] = _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad)
 
-    return types.SimpleNamespace(epoch=epoch, reduce_part=reduce_part, log_loss=log_loss)
+    return types.SimpleNamespace(
+        epoch=epoch, reduce_part=reduce_part, log_loss=log_loss
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _linear_step(metric):
     """The kernel of one iteration after its pass, with ``metric`` compiled in:
     ``_kernels_cpu._metric_step`` on one thread."""
@@ -396,29 +402,52 @@ def _mlp_kernels(tile, tpb):
             out[e] = X[order[start + r], e - r * d]
 
     @cuda.jit
-    def forward(A, rows, theta, offset, n_in, n_out, hidden, activation, Z):
-        """``Z = f(A @ W + b)`` for one layer (``f`` only if ``hidden``)."""
+    def layer_product(left, rows, theta, offset, n_in, n_out, backward, A,
+                      activation, out):  # fmt: skip
+        """A layer's matrix product, forward or backward.
+
+        Forward: ``out = f(left @ W + b)`` with ``left`` the layer's input
+        (rows, n_in). Backward: ``out = (left @ W^T) * f'`` with ``left`` the
+        deltas (rows, n_out) and ``f'`` from the layer's input ``A``.
+        ``W`` (n_in, n_out) and ``b`` start at ``theta[offset]``.
+        """
+        inner = n_out if backward else n_in
+        width = n_in if backward else n_out
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
         r = cuda.blockIdx.y * tile + ty
-        j = cuda.blockIdx.x * tile + tx
-        a_tile = cuda.shared.array((tile, tile), float64)
+        c = cuda.blockIdx.x * tile + tx
+        l_tile = cuda.shared.array((tile, tile), float64)
         w_tile = cuda.shared.array((tile, tile), float64)
         acc = 0.0
-        for k0 in range(0, n_in, tile):
+        for k0 in range(0, inner, tile):
             k = k0 + tx
-            a_tile[ty, tx] = A[r * n_in + k] if r < rows and k < n_in else 0.0
-            k = k0 + ty
-            w_tile[ty, tx] = (
-                theta[offset + k * n_out + j] if k < n_in and j < n_out else 0.0
-            )
+            l_tile[ty, tx] = left[r * inner + k] if r < rows and k < inner else 0.0
+            # w_tile[kk, tx] holds the factor of l_tile[ty, kk] for column c;
+            # both loads read consecutive entries of theta across tx.
+            if backward:
+                i = cuda.blockIdx.x * tile + ty
+                w_tile[tx, ty] = (
+                    theta[offset + i * n_out + k] if i < n_in and k < n_out else 0.0
+                )
+            else:
+                k = k0 + ty
+                w_tile[ty, tx] = (
+                    theta[offset + k * n_out + c] if k < n_in and c < n_out else 0.0
+                )
             cuda.syncthreads()
             for kk in range(tile):
-                acc += a_tile[ty, kk] * w_tile[kk, tx]
+                acc += l_tile[ty, kk] * w_tile[kk, tx]
             cuda.syncthreads()
-        if r < rows and j < n_out:
-            z = acc + theta[offset + n_in * n_out + j]
-            Z[r * n_out + j] = _activate(z, activation) if hidden else z
+        if r < rows and c < width:
+            if backward:
+                out[r * n_in + c] = _scale_by_derivative(
+                    acc, A[r * n_in + c], activation
+                )
+            else:
+                out[r * n_out + c] = _activate(
+                    acc + theta[offset + n_in * n_out + c], activation
+                )
 
     @cuda.jit
     def weight_grad(A, delta, rows, theta, offset, n_in, n_out, l2, grad):
@@ -453,54 +482,23 @@ def _mlp_kernels(tile, tpb):
             grad[e] = acc + l2 * theta[e] if i < n_in else acc
 
     @cuda.jit
-    def delta_back(delta, rows, theta, offset, n_in, n_out, A, activation, out):
-        """``out = (delta @ W^T) * f'`` with ``f'`` from the layer's input ``A``."""
-        ty = cuda.threadIdx.y
-        tx = cuda.threadIdx.x
-        r = cuda.blockIdx.y * tile + ty
-        i = cuda.blockIdx.x * tile + tx
-        d_tile = cuda.shared.array((tile, tile), float64)
-        w_tile = cuda.shared.array((tile, tile), float64)
-        i_load = cuda.blockIdx.x * tile + ty
-        acc = 0.0
-        for j0 in range(0, n_out, tile):
-            j = j0 + tx
-            d_tile[ty, tx] = delta[r * n_out + j] if r < rows and j < n_out else 0.0
-            w_tile[ty, tx] = (
-                theta[offset + i_load * n_out + j]
-                if i_load < n_in and j < n_out
-                else 0.0
-            )
-            cuda.syncthreads()
-            for kk in range(tile):
-                acc += d_tile[ty, kk] * w_tile[tx, kk]
-            cuda.syncthreads()
-        if r < rows and i < n_in:
-            out[r * n_in + i] = _scale_by_derivative(acc, A[r * n_in + i], activation)
-
-    @cuda.jit
     def batch_loss(theta, weight_ranges, out_loss, l2, losses, batch, status):
         """``losses[batch] = sum_k out_loss[k] + l2 / 2 * sum |W|^2``; one block."""
         t = cuda.threadIdx.x
-        red = cuda.shared.array(tpb, float64)
+        red = cuda.shared.array((1, tpb), float64)
         s = 0.0
         for layer in range(weight_ranges.shape[0] - 1, -1, -1):
             start = weight_ranges[layer, 0]
             for e in range(start + t, weight_ranges[layer, 1], tpb):
                 s += theta[e] * theta[e]
-        red[t] = s
+        red[0, t] = s
         cuda.syncthreads()
-        stride = tpb // 2
-        while stride > 0:
-            if t < stride:
-                red[t] += red[t + stride]
-            cuda.syncthreads()
-            stride //= 2
+        _block_sums(red, t)
         if t == 0:
             loss = 0.0
             for k in range(out_loss.shape[0]):
                 loss += out_loss[k]
-            loss += 0.5 * l2 * red[0]
+            loss += 0.5 * l2 * red[0, 0]
             losses[batch] = loss
             if not math.isfinite(loss):
                 status[0] = 1
@@ -515,17 +513,14 @@ def _mlp_kernels(tile, tpb):
 
     return types.SimpleNamespace(
         gather=gather,
-        forward=forward,
+        layer_product=layer_product,
         weight_grad=weight_grad,
-        delta_back=delta_back,
         batch_loss=batch_loss,
         update=update,
     )
 
 
-
-
-@lru_cache(maxsize=None)
+@cache
 def _mlp_output(tpb, metric):
     """The output layer's kernel with ``metric`` compiled in."""
     _check_power_of_two(tpb)
@@ -543,39 +538,16 @@ def _mlp_output(tpb, metric):
         log_loss = settings.log_loss
         red = cuda.shared.array((6, tpb), float64)
         g = cuda.shared.array(4, float64)
-        tp = 0.0
-        fp = 0.0
-        pos = 0.0
-        neg = 0.0
-        log_pos = 0.0
-        log_neg = 0.0
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for r in range(t, rows, tpb):
             i = order[start + r]
-            s = sw[i] / mass
-            a, dadz, ll, _ = _output_terms(Z[r * K + k], Y[i, k], amplifier, log_loss)
-            delta[r * K + k] = s * dadz
-            if Y[i, k]:
-                tp += s * a
-                pos += s
-                log_pos += s * ll
-            else:
-                fp += s * a
-                neg += s
-                log_neg += s * ll
-        red[0, t] = tp
-        red[1, t] = fp
-        red[2, t] = pos
-        red[3, t] = neg
-        red[4, t] = log_pos
-        red[5, t] = log_neg
+            sums, delta[r * K + k], _ = _output_row(
+                sums, Z[r * K + k], Y[i, k], sw[i] / mass, amplifier, log_loss
+            )
+        for q in range(6):
+            red[q, t] = sums[q]
         cuda.syncthreads()
-        stride = tpb // 2
-        while stride > 0:
-            if t < stride:
-                for q in range(6):
-                    red[q, t] += red[q, t + stride]
-            cuda.syncthreads()
-            stride //= 2
+        _block_sums(red, t)
         if t == 0:
             cm = cuda.local.array(4, float64)
             partials = cuda.local.array(4, float64)
@@ -673,9 +645,11 @@ class MLPBackend:
             for layer in range(n_layers):
                 n_in, n_out = dims[layer], dims[layer + 1]
                 grid = ((n_out + tile - 1) // tile, (rows + tile - 1) // tile)
-                kernels.forward[grid, block2, stream](
+                hidden = layer < n_layers - 1
+                kernels.layer_product[grid, block2, stream](
                     acts[layer], rows, theta_d, int(offsets[layer]), n_in, n_out,
-                    layer < n_layers - 1, settings.activation, acts[layer + 1],
+                    False, acts[layer], settings.activation if hidden else 0,
+                    acts[layer + 1],
                 )  # fmt: skip
             delta = deltas[0]
             output[K, tpb, stream](
@@ -692,9 +666,9 @@ class MLPBackend:
                 if layer > 0:
                     back = deltas[1] if delta is deltas[0] else deltas[0]
                     grid = ((n_in + tile - 1) // tile, (rows + tile - 1) // tile)
-                    kernels.delta_back[grid, block2, stream](
+                    kernels.layer_product[grid, block2, stream](
                         delta, rows, theta_d, int(offsets[layer]), n_in, n_out,
-                        acts[layer], settings.activation, back,
+                        True, acts[layer], settings.activation, back,
                     )  # fmt: skip
                     delta = back
             kernels.batch_loss[1, tpb, stream](

@@ -5,18 +5,18 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import DEVICES, linear_backend
+from ._backend import linear_backend
 from ._base import (
-    METRIC_PARAMETER_CONSTRAINTS,
-    ScorePredictionsMixin,
+    SHARED_PARAMETER_CONSTRAINTS,
+    AnyLossEstimator,
     binary_problems,
     check_class_weights,
     encode_target,
+    fill_doc,
     sample_weight_array,
 )
 from ._metrics import Metric
@@ -59,7 +59,8 @@ def lbfgs_warm_up(loss_and_gradient, theta, max_iter):
     return result.x, result.fun
 
 
-class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
+@fill_doc
+class AnyLossClassifier(AnyLossEstimator):
     """Linear classifier trained to maximise a confusion-matrix metric.
 
     The model is ``p = sigmoid(X @ w + b)``. Training minimises
@@ -143,17 +144,11 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     verbose : int, default=0
         If positive, print the loss of every iteration once training ends.
 
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to train. ``"cuda"`` trains on an NVIDIA GPU (needs the ``cuda``
-        extra, ``pip install sk_anyloss[cuda]``, and raises an error if no GPU
-        is usable); ``"auto"`` uses a GPU when one is usable and the CPU
-        otherwise. The fitted attributes are NumPy arrays either way:
-        prediction always runs on the CPU.
+    {device}
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
+    {classes_}
 
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
         Coefficients; one row for a binary problem, one per class (one-vs-rest)
@@ -169,11 +164,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         Training loss at each iteration, before the update; one list per class
         for a multiclass target.
 
-    n_features_in_ : int
-        Number of features seen during fit.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when ``X`` has string column names.
+    {features_in}
 
     See Also
     --------
@@ -200,21 +191,11 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        **METRIC_PARAMETER_CONSTRAINTS,
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        **SHARED_PARAMETER_CONSTRAINTS,
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"adam", "gd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -256,28 +237,7 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the model to maximise ``metric`` on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data. float32 data is trained in float32 storage (never
-            upcast); other numeric data is converted to float64.
-
-        y : array-like of shape (n_samples,)
-            Target labels, at least two classes.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; each sample counts ``sample_weight[i]`` times
-            in the confusion matrix.
-
-        Returns
-        -------
-        self : object
-            Fitted estimator.
-        """
+    def _fit(self, X, y, sample_weight):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
         sw = sample_weight_array(sample_weight, X)
@@ -327,13 +287,11 @@ class AnyLossClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
             )
         return self
 
+    @fill_doc
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        {X_parameters}
 
         Returns
         -------

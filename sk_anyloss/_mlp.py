@@ -5,7 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -13,12 +13,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import DEVICES, mlp_backend
+from ._backend import mlp_backend
 from ._base import (
-    METRIC_PARAMETER_CONSTRAINTS,
-    ScorePredictionsMixin,
+    SHARED_PARAMETER_CONSTRAINTS,
+    AnyLossEstimator,
     check_class_weights,
     encode_target,
+    fill_doc,
     sample_weight_array,
 )
 from ._kernels_cpu import stratified_merge
@@ -31,7 +32,8 @@ from ._settings import ACTIVATION_CODES, mlp_settings
 _AUTO_LOG_LOSS_WEIGHT = {"f1": 0.5, "jaccard": 0.5, "mcc": 0.5, "cohen_kappa": 0.5}
 
 
-class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator):
+@fill_doc
+class AnyLossMLPClassifier(AnyLossEstimator):
     """Multi-layer perceptron trained to maximise a confusion-matrix metric.
 
     The network is scikit-learn's :class:`~sklearn.neural_network.MLPClassifier`
@@ -141,17 +143,11 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
 
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to train. ``"cuda"`` trains on an NVIDIA GPU (needs the ``cuda``
-        extra, ``pip install sk_anyloss[cuda]``, and raises an error if no GPU
-        is usable); ``"auto"`` uses a GPU when one is usable and the CPU
-        otherwise. The fitted attributes are NumPy arrays either way:
-        prediction always runs on the CPU.
+    {device}
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
+    {classes_}
 
     coefs_ : list of ndarray
         Weight matrix of each layer, shape ``(n_in, n_out)``.
@@ -187,11 +183,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
     out_activation_ : str
         ``"logistic"``.
 
-    n_features_in_ : int
-        Number of features seen during fit.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when ``X`` has string column names.
+    {features_in}
 
     See Also
     --------
@@ -214,7 +206,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
     """
 
     _parameter_constraints = {
-        **METRIC_PARAMETER_CONSTRAINTS,
+        **SHARED_PARAMETER_CONSTRAINTS,
         "log_loss_weight": [
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="left"),
@@ -225,26 +217,16 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         ],
         "activation": [StrOptions(set(ACTIVATION_CODES))],
         "solver": [StrOptions(set(SOLVER_CODES))],
-        "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
-        "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [StrOptions(set(DEVICES))],
     }
 
     def __init__(
@@ -302,28 +284,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
 
     # -- public API --------------------------------------------------------
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to maximise ``metric`` on ``(X, y)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-
-        y : array-like of shape (n_samples,)
-            Target labels, at least two classes.
-
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the samples in the confusion matrix.
-
-        Returns
-        -------
-        self : object
-            Fitted estimator.
-        """
-        return self._fit(X, y, sample_weight, incremental=False)
-
+    @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``(X, y)``, continuing from the current weights.
@@ -339,13 +300,9 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
         classes : array-like of shape (n_classes,), default=None
             All the classes that will ever be seen; required on the first call.
 
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the samples in the confusion matrix.
+        {sample_weight}
 
-        Returns
-        -------
-        self : object
-            Fitted estimator.
+        {fit_returns}
         """
         if not hasattr(self, "classes_"):
             if classes is None:
@@ -376,7 +333,7 @@ class AnyLossMLPClassifier(ScorePredictionsMixin, ClassifierMixin, BaseEstimator
                 z = _ACTIVATIONS[self.activation](z)
         return z.ravel() if z.shape[1] == 1 else z
 
-    def _fit(self, X, y, sample_weight, incremental):
+    def _fit(self, X, y, sample_weight, incremental=False):
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if (
             hidden.ndim != 1

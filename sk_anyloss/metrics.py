@@ -34,6 +34,7 @@ from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
+from ._base import fill_doc
 from ._kernels_cpu import amplified
 from ._metrics import METRIC_NAMES, check_metric_name, metric_value, score_labels
 
@@ -73,6 +74,7 @@ def _registry_score(metric, y_true, y_pred, pos_label, sample_weight, beta=1.0):
     return float(score_labels(t, p, metric=metric, beta=beta, sample_weight=s))
 
 
+@fill_doc
 def gmean_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
     """Geometric mean of the true positive rate and the true negative rate.
 
@@ -82,18 +84,13 @@ def gmean_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground truth labels, at most two distinct values.
-
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    {labels}
 
     pos_label : int, float, bool or str, default=1
         The positive class. The score is symmetric in the two classes, so
         ``pos_label`` only needs to be one of the labels.
 
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    {sample_weight}
 
     Returns
     -------
@@ -117,6 +114,7 @@ def gmean_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
     return _registry_score("gmean", y_true, y_pred, pos_label, sample_weight)
 
 
+@fill_doc
 def fowlkes_mallows_index_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
     """Fowlkes-Mallows index of binary predictions.
 
@@ -130,17 +128,12 @@ def fowlkes_mallows_index_score(y_true, y_pred, *, pos_label=1, sample_weight=No
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground truth labels, at most two distinct values.
-
-    y_pred : array-like of shape (n_samples,)
-        Predicted labels.
+    {labels}
 
     pos_label : int, float, bool or str, default=1
         The positive class.
 
-    sample_weight : array-like of shape (n_samples,), default=None
-        Sample weights.
+    {sample_weight}
 
     Returns
     -------

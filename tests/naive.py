@@ -34,7 +34,9 @@ def metric_value(name, tn, fp, fn, tp, beta=1.0):
     if name == "gmean":
         return np.sqrt(recall * specificity)
     if name == "mcc":
-        return _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+        return _ratio(
+            tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        )
     if name == "jaccard":
         return _ratio(tp, tp + fp + fn)
     if name == "cohen_kappa":

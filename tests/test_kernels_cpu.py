@@ -1,7 +1,7 @@
 """The CPU kernels against the NumPy reference (``naive``)."""
 
-import numba
 import naive
+import numba
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -169,7 +169,11 @@ def _settings(max_iter, solver="adam", tol=None, learning_rate=0.01):
         fit_intercept=True,
         optimizer=_optim.Optimizer(
             _optim.SOLVER_CODES["adam" if solver == "adam" else "sgd"],
-            learning_rate, 0.0, 0.9, 0.999, 1e-8,
+            learning_rate,
+            0.0,
+            0.9,
+            0.999,
+            1e-8,
         ),  # fmt: skip
         max_iter=max_iter,
         use_tol=tol is not None,
