@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier
-from sk_anyloss._device import cuda_kernels, resolve_device
+from sk_anyloss._backend import resolve_device
 
 SEED = 0
 AMPLIFIER = 73.0
@@ -110,6 +110,12 @@ def peak_bandwidth():
     return 2.0 * clock_khz * 1e3 * bus_bits / 8
 
 
+def cuda_kernels():
+    from sk_anyloss import _kernels_cuda
+
+    return _kernels_cuda
+
+
 def bench_linear_epoch(n, d, iters, repeats):
     from numba import cuda
 
@@ -133,18 +139,18 @@ def bench_linear_epoch(n, d, iters, repeats):
     n_blocks = min((n + tpb - 1) // tpb, kc.MAX_BLOCKS)
     X_d = cuda.to_device(X)
     y_d = cuda.to_device(y01)
-    sw_d = cuda.to_device(np.zeros(1))
+    sw_d = cuda.to_device(np.full(n, 1.0 / n))
     theta = cuda.to_device(0.01 * np.ones(d + 1))
     part = cuda.device_array((n_blocks, width))
     total = cuda.device_array(width)
-    state = cuda.to_device(np.zeros(3, np.int64))
+    counts = cuda.to_device(np.zeros(2, np.int64))
 
     def epochs():
         for _ in range(iters):
             kernels.epoch[n_blocks, tpb](
-                X_d, y_d, sw_d, False, theta, AMPLIFIER, False, part, state
+                X_d, y_d, sw_d, theta, AMPLIFIER, False, part, counts
             )
-            kernels.reduce_part[width, tpb](part, total, state)
+            kernels.reduce_part[width, tpb](part, total, counts)
 
     results["epoch_kernels"] = median_time(epochs, repeats, cuda.synchronize) / iters
     model = AnyLossClassifier(device="cuda", tol=None, max_iter=iters, warmup_iter=0)

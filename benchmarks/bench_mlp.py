@@ -60,13 +60,15 @@ from threadpoolctl import threadpool_info
 import sk_anyloss
 from sk_anyloss import AnyLossMLPClassifier
 from sk_anyloss._kernels_cpu import (
-    ACTIVATION_CODES,
-    mlp_epoch,
+    MLPBackend,
+    cpu_metric,
     mlp_forward,
     mlp_loss_grad,
 )
-from sk_anyloss._metrics import metric_code
+from sk_anyloss._metrics import Metric
 from sk_anyloss._mlp import _stratified_order
+from sk_anyloss._optim import Optimizer, new_state
+from sk_anyloss._settings import ACTIVATION_CODES, MLPSettings
 
 SEED = 0
 METRIC = "f1"
@@ -353,7 +355,7 @@ def compare(names, X, y, hidden, activation, batch_size, epochs, repeats):
 
 @njit(cache=True)
 def _gather_only(X, Y, order, batch_size):
-    """The batch gather of ``mlp_epoch`` alone."""
+    """The batch gather of the epoch kernel alone."""
     n = order.shape[0]
     d = X.shape[1]
     K = Y.shape[1]
@@ -388,11 +390,10 @@ def _forward_only(Xs, theta, dims, activation, batch_size):
 
 
 @njit(cache=True)
-def _loss_grad_only(
-    Xs, Ys, theta, dims, activation, code, amplifier, alpha, batch_size
-):
+def _loss_grad_only(Xs, Ys, theta, dims, settings, metric, params):
     """``mlp_loss_grad`` (forward, loss, backward) on each batch of ``Xs``."""
     n = Xs.shape[0]
+    batch_size = settings.batch_size
     grad = np.empty_like(theta)
     check = 0.0
     for start in range(0, n, batch_size):
@@ -404,12 +405,10 @@ def _loss_grad_only(
             sb,
             theta,
             dims,
-            activation,
-            code,
-            1.0,
-            amplifier,
-            LOG_LOSS_WEIGHT,
-            alpha / (stop - start),  # the L2 factor of an unweighted batch
+            settings,
+            metric,
+            params,
+            settings.alpha / (stop - start),  # the L2 factor of an unweighted batch
             grad,
         )
     return check
@@ -433,7 +432,7 @@ def _blas_only(Xs, W1, W2, batch_size):
 
 @njit(cache=True)
 def _adam_only(theta, grad, m, v, n_batches):
-    """The Adam update of ``mlp_epoch`` over all parameters, ``n_batches`` times."""
+    """The Adam update of the epoch kernel, ``n_batches`` times."""
     for t in range(1, n_batches + 1):
         step = LEARNING_RATE * math.sqrt(1.0 - BETA_2**t) / (1.0 - BETA_1**t)
         for j in range(theta.shape[0]):
@@ -457,7 +456,15 @@ def profile_epoch(n, d, hidden, batch_size, repeats):
     theta = np.random.default_rng(SEED).uniform(-0.1, 0.1, n_params)
     relu = ACTIVATION_CODES["relu"]
     identity = ACTIVATION_CODES["identity"]
-    code = metric_code(METRIC)
+    metric = Metric(METRIC)
+    optimizer = Optimizer(0, LEARNING_RATE, 0.0, BETA_1, BETA_2, EPSILON)
+
+    def settings(activation):
+        return MLPSettings(
+            activation, AMPLIFIER, LOG_LOSS_WEIGHT, ALPHA, batch_size, optimizer
+        )
+
+    backend = MLPBackend(X, Y, np.ones(n))
     order = _stratified_order(y, True, np.random.RandomState(SEED))
     n_batches = -(-n // batch_size)
     Xs = np.ascontiguousarray(X[order])
@@ -466,35 +473,13 @@ def profile_epoch(n, d, hidden, batch_size, repeats):
     W2 = np.ascontiguousarray(theta[: hidden[0]].reshape(hidden[0], 1))
 
     def epoch():
-        mlp_epoch(
-            X,
-            Y,
-            np.empty(0),
-            order,
-            theta.copy(),
-            dims,
-            relu,
-            code,
-            1.0,
-            AMPLIFIER,
-            LOG_LOSS_WEIGHT,
-            ALPHA,
-            batch_size,
-            0,
-            LEARNING_RATE,
-            0.0,
-            BETA_1,
-            BETA_2,
-            EPSILON,
-            np.zeros(n_params),
-            np.zeros(n_params),
-            0,
-            float(n),
+        backend.epoch(
+            order, theta.copy(), dims, settings(relu), metric, new_state(n_params)
         )
 
     def loss_grad(activation):
         return lambda: _loss_grad_only(
-            Xs, Ys, theta, dims, activation, code, AMPLIFIER, ALPHA, batch_size
+            Xs, Ys, theta, dims, settings(activation), cpu_metric(metric), metric.params
         )
 
     parts = {
@@ -666,7 +651,7 @@ def profile_report(n, d, hidden, batch_size, repeats, prof, fit_epoch=None):
     nb = prof["n_batches"]
     activation_loops = prof["loss_grad"] - prof["loss_grad_identity"]
     rows = [
-        ("`mlp_epoch`, one epoch (the whole compiled loop)", prof["epoch"]),
+        ("`MLPBackend.epoch`, one epoch (the whole compiled loop)", prof["epoch"]),
         ("batch gather (copy of the rows into `Xb`, `Yb`, `sb`)", prof["gather"]),
         ("`mlp_loss_grad` (forward, loss, backward)", prof["loss_grad"]),
         ("- of which `mlp_forward`", prof["forward"]),

@@ -6,6 +6,11 @@ the table gives the mean over datasets and the mean fit time per fold, next
 to the tuned-threshold and class-weighted logistic regressions.
 
     python benchmarks/explore_linear_quality.py --metric f1
+
+Written for the code of commit 896d53a, before the estimators and the kernels
+were restructured (it overrides the starting point of each binary problem,
+a hook that is gone, and uses the NumPy reference that moved to the tests):
+to reproduce its table, run it from that commit.
 """
 
 import argparse

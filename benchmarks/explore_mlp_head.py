@@ -18,13 +18,17 @@ import argparse
 import warnings
 
 import numpy as np
-from explore_mlp_defaults import FORMER
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import make_scorer
 from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
-from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier, _suite
+from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier
+from sk_anyloss._metrics import score_labels
+
+import suite
+from explore_mlp_defaults import FORMER
 
 # The AnyLoss MLP's defaults of the time (FORMER), pinned so that the tables in
 # docs/mlp-notes.md reproduce.
@@ -81,7 +85,7 @@ def candidates(metric):
         ),
         "MLP tuned threshold": lambda: TunedThresholdClassifierCV(
             MLPClassifier(random_state=0),
-            scoring=_suite._scorer(metric),
+            scoring=make_scorer(score_labels, metric=metric),
             random_state=0,
         ),
         "AnyLoss MLP, head refitted": lambda: _Prototype(metric, "anyloss"),
@@ -103,7 +107,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the CV split")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    data = _suite.prepared_datasets(args.max_rows, args.seed)
+    data = suite.prepared_datasets(args.max_rows, args.seed)
     names = [k for k, _ in data]
     print(f"metric = {args.metric}; CV seed {args.seed}; datasets: {', '.join(names)}")
     print()
@@ -112,7 +116,7 @@ def main(argv=None):
     for label, make in candidates(args.metric).items():
         if args.only and label not in args.only:
             continue
-        means, fit_s = _suite.explore_scores(make, data, args.metric)
+        means, fit_s = suite.explore_scores(make, data, args.metric)
         row = " | ".join(f"{s:.3f}" for s in means)
         elapsed = sum(fit_s)
         print(f"| {label} | {row} | {np.mean(means):.4f} | {elapsed:.0f} |", flush=True)

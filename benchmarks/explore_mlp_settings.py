@@ -16,10 +16,12 @@ import warnings
 from functools import partial
 
 import numpy as np
-from explore_mlp_defaults import FORMER
 from sklearn.exceptions import ConvergenceWarning
 
-from sk_anyloss import AnyLossMLPClassifier, _suite
+from sk_anyloss import AnyLossMLPClassifier
+
+import suite
+from explore_mlp_defaults import FORMER
 
 # Every candidate of the first round changes one setting of the defaults
 # before this comparison (FORMER). ``alpha`` is scaled per batch as in
@@ -84,12 +86,12 @@ def main(argv=None):
     print("| candidate | split | mean | fit s |")
     print("|---|---|---|---|")
     for seed in args.seeds:
-        data = _suite.prepared_datasets(args.max_rows, seed)
+        data = suite.prepared_datasets(args.max_rows, seed)
         for label in labels:
             make = partial(
                 AnyLossMLPClassifier, args.metric, beta=args.beta, random_state=0
             )
-            scores, fit_s = _suite.explore_scores(
+            scores, fit_s = suite.explore_scores(
                 partial(make, **CANDIDATES[label]), data, args.metric, args.beta
             )
             means[label].append(np.mean(scores))

@@ -13,7 +13,6 @@ import time
 import warnings
 
 import numpy as np
-from explore_mlp_defaults import FORMER, tasks
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
@@ -21,6 +20,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from sk_anyloss import AnyLossMLPClassifier
+
+from explore_mlp_defaults import FORMER, tasks
 
 
 def warm_started(X, y, log_loss_epochs, **params):

@@ -1,7 +1,8 @@
 """Where the parallel build of the linear epoch starts to pay off.
 
-Times one epoch (``loss_grad_linear``) of the serial and the parallel build at
-d = 20 and growing n; median of 200 calls each.
+Times one pass over ``X`` (``linear_pass``, the epoch's whole cost) of the
+serial and the parallel build at d = 20 and growing n; median of 200 calls
+each.
 
     python benchmarks/parallel_threshold.py
 """
@@ -11,7 +12,7 @@ import time
 import numpy as np
 
 import sk_anyloss  # noqa: F401  (sets the threading-layer policy)
-from sk_anyloss._kernels_cpu import loss_grad_linear
+from sk_anyloss._kernels_cpu import linear_pass
 
 
 def main():
@@ -22,22 +23,10 @@ def main():
         X = rng.standard_normal((n, d))
         y = (rng.random(n) < 0.2).astype(np.uint8)
         theta = np.full(d + 1, 0.01)
-        args = (
-            X,
-            y,
-            np.empty(0),
-            theta,
-            y.mean(),
-            1 - y.mean(),
-            2,
-            1.0,
-            73.0,
-            0.0,
-            True,
-        )
+        args = (X, y, np.full(n, 1.0 / n), theta, 73.0, False)
         times = {}
         for variant in ("serial", "parallel"):
-            kernel = getattr(loss_grad_linear, variant)
+            kernel = getattr(linear_pass, variant)
             kernel(*args)
             samples = []
             for _ in range(200):

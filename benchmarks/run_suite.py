@@ -1,13 +1,13 @@
 """The benchmark suite: AnyLoss estimators against log-loss baselines.
 
-5-fold stratified CV (seed 0) on the real datasets of ``sk_anyloss._suite``
+5-fold stratified CV (seed 0) on the real datasets of ``suite.py``
 (bench extra), the same preprocessing for every model; for each metric asked,
 the AnyLoss model and the tuned-threshold baseline are trained for that
 metric. Writes the raw records (JSON), one markdown table per metric and
 family, and the plot.
 
-    python benchmarks/run_suite.py --quick              # small sets, < 2 min
-    python benchmarks/run_suite.py --models linear mlp  # the whole suite
+    python benchmarks/runsuite.py --quick              # small sets, < 2 min
+    python benchmarks/runsuite.py --models linear mlp  # the whole suite
 """
 
 import argparse
@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import date
 
-from sk_anyloss import _suite
+import suite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -26,15 +26,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small datasets only")
-    parser.add_argument("--datasets", nargs="+", choices=list(_suite.DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=list(suite.DATASETS))
     parser.add_argument(
         "--metric",
         nargs="+",
         default=["f1", "balanced_accuracy", "gmean"],
-        choices=list(_suite.REPORTED_METRICS),
+        choices=list(suite.REPORTED_METRICS),
     )
     parser.add_argument(
-        "--models", nargs="+", default=["linear"], choices=list(_suite.MODEL_FAMILIES)
+        "--models", nargs="+", default=["linear"], choices=list(suite.MODEL_FAMILIES)
     )
     parser.add_argument(
         "--max-rows",
@@ -46,18 +46,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     keys = args.datasets or [
-        k for k, d in _suite.DATASETS.items() if d.quick or not args.quick
+        k for k, d in suite.DATASETS.items() if d.quick or not args.quick
     ]
     if args.max_rows is not None:
-        keys = [k for k in keys if len(_suite.load(k)[1]) <= args.max_rows]
+        keys = [k for k in keys if len(suite.load(k)[1]) <= args.max_rows]
     name = args.name or ("suite_quick" if args.quick else "suite") + "_" + "_".join(
         args.models
     )
     start = time.perf_counter()
     # The first fit compiles the kernels (or loads them from Numba's cache):
     # keep it out of the timings.
-    _suite.warm_up()
-    records = _suite.run(keys, args.metric, args.models, log=print)
+    suite.warm_up()
+    records = suite.run(keys, args.metric, args.models, log=print)
     elapsed = time.perf_counter() - start
 
     out = os.path.join(HERE, "results")
@@ -78,11 +78,11 @@ def main(argv=None):
     for family in args.models:
         for metric in args.metric:
             lines += ["", f"#### {family}: {metric}", ""]
-            lines.append(_suite.tables(records, metric, family))
+            lines.append(suite.tables(records, metric, family))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, f"{name}.md"), "w") as f:
         f.write(text)
-    _suite.plot(records, args.metric, os.path.join(out, f"{name}.png"))
+    suite.plot(records, args.metric, os.path.join(out, f"{name}.png"))
     print(text)
 
 

@@ -1,6 +1,5 @@
 """The CPU kernels against the NumPy reference (``naive``)."""
 
-import naive
 import numba
 import numpy as np
 import pytest
@@ -24,6 +23,8 @@ from sk_anyloss._kernels_cpu import (
 )
 from sk_anyloss._metrics import METRIC_NAMES, Metric
 from sk_anyloss._settings import LinearSettings
+
+import naive
 
 VARIANTS = ["serial", "parallel"]
 

@@ -1,7 +1,6 @@
 import pickle
 import threading
 
-import naive
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine, make_classification
@@ -14,6 +13,8 @@ from sklearn.preprocessing import StandardScaler
 from sk_anyloss import METRIC_NAMES, AnyLossClassifier
 from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
 from sk_anyloss._linear import WARM_UP_GTOL
+
+import naive
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The public metrics module: scorers equal the registry and scikit-learn, and
 ``anyloss`` is the training loss."""
 
-import naive
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -20,6 +19,8 @@ from sk_anyloss.metrics import (
     gmean_score,
     gmean_scorer,
 )
+
+import naive
 
 
 class _Fixed(ClassifierMixin, BaseEstimator):

@@ -1,9 +1,10 @@
-"""The benchmark suite's loaders, preprocessing, runner, tables and plot."""
+"""The benchmark suite (benchmarks/suite.py): loaders, preprocessing, runner,
+tables and plot."""
 
 import numpy as np
 import pytest
 
-from sk_anyloss import _suite
+import suite
 
 # rows, positive %: the documented shape of each dataset.
 EXPECTED = {
@@ -27,12 +28,12 @@ EXPECTED = {
 
 
 def test_the_suite_is_the_documented_one():
-    assert list(_suite.DATASETS) == list(EXPECTED)
+    assert list(suite.DATASETS) == list(EXPECTED)
 
 
 @pytest.mark.parametrize("key", list(EXPECTED))
 def test_dataset_loads_with_the_minority_as_one(key):
-    X, y = _suite.load(key)
+    X, y = suite.load(key)
     n, percent = EXPECTED[key]
     assert X.shape[0] == y.shape[0] == n
     assert set(np.unique(y)) == {0, 1}
@@ -40,9 +41,9 @@ def test_dataset_loads_with_the_minority_as_one(key):
 
 
 def test_leak_columns_are_dropped():
-    X, _ = _suite.load("fars")
+    X, _ = suite.load("fars")
     assert not {"RACE", "HISPANIC_ORIGIN", "INJURY_SEVERITY"} & set(X.columns)
-    X, _ = _suite.load("flights_cancelled")
+    X, _ = suite.load("flights_cancelled")
     assert set(X.columns) == {
         "month",
         "day",
@@ -58,11 +59,11 @@ def test_leak_columns_are_dropped():
 
 
 def test_preprocessing_imputes_encodes_and_standardises():
-    X, y = _suite.load("mlc_churn")
+    X, y = suite.load("mlc_churn")
     X = X.copy()
     X.iloc[::7, 0] = None  # a categorical column with holes
     X.iloc[::5, 5] = np.nan  # and a numeric one
-    Z = _suite.preprocessing(X).fit_transform(X)
+    Z = suite.preprocessing(X).fit_transform(X)
     assert Z.dtype == np.float64 and np.isfinite(Z).all()
     assert Z.shape[1] > X.shape[1]  # the categoricals became indicator columns
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-9)
@@ -70,20 +71,20 @@ def test_preprocessing_imputes_encodes_and_standardises():
 
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown dataset 'iris'; the suite has"):
-        _suite.load("iris")
+        suite.load("iris")
 
 
 def test_run_tables_and_plot(tmp_path):
-    records = _suite.run(["haberman", "pima"], ["f1"], ("linear",), n_folds=2)
+    records = suite.run(["haberman", "pima"], ["f1"], ("linear",), n_folds=2)
     # Metric-free baselines once per dataset, the others once per metric.
     assert len(records) == 2 * 4
     assert all(np.isfinite(list(r["scores"].values())).all() for r in records)
-    table = _suite.tables(records, "f1", "linear")
+    table = suite.tables(records, "f1", "linear")
     lines = table.splitlines()
     assert lines[2].startswith("| haberman | 306 | 26.5 |")
     wins = lines[-2].split("|")[4:7]
     assert all(sum(map(int, cell.split("/"))) == 2 for cell in wins)
-    _suite.plot(records, ["f1"], tmp_path / "suite.png")
+    suite.plot(records, ["f1"], tmp_path / "suite.png")
     assert (tmp_path / "suite.png").stat().st_size > 10_000
 
 
@@ -91,9 +92,9 @@ def test_explore_scores_are_the_mean_fold_scores_per_dataset():
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score, fbeta_score
 
-    X, y = _suite.load("haberman")
-    data = [("haberman", list(_suite.prepared_folds(X, y, _suite.cv_folds(X, y))))]
-    means, fit_s = _suite.explore_scores(
+    X, y = suite.load("haberman")
+    data = [("haberman", list(suite.prepared_folds(X, y, suite.cv_folds(X, y))))]
+    means, fit_s = suite.explore_scores(
         lambda: LogisticRegression(class_weight="balanced"), data, "f1"
     )
     folds = data[0][1]
@@ -109,7 +110,7 @@ def test_explore_scores_are_the_mean_fold_scores_per_dataset():
     assert means == [pytest.approx(expected)]
     assert len(fit_s) == len(folds) and all(t > 0 for t in fit_s)
     # F-beta with its beta, in the model's scorer as in sklearn's
-    means, _ = _suite.explore_scores(
+    means, _ = suite.explore_scores(
         lambda: LogisticRegression(class_weight="balanced"), data, "fbeta", 2.0
     )
     expected = np.mean(

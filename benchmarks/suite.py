@@ -7,36 +7,38 @@ and is returned as ``(X, y)`` with ``X`` a DataFrame and ``y`` in {0, 1},
 
 Every model sees the same preprocessing (``preprocessing``): median / most
 frequent imputation, one-hot encoding of the categorical columns, then
-standardisation of every column. Scores are 5-fold stratified CV means at the
-model's own decision rule (``predict``); the fit time is the mean time of
+standardisation of every column. The models and the cross-validation are the
+main job's (``sk_anyloss._demo``): scores are 5-fold stratified CV means at
+the model's own decision rule (``predict``); the fit time is the mean time of
 the model's ``fit`` on the preprocessed training folds.
+
+Benchmark code, not part of the package: the scripts of this folder import it
+as ``suite``.
 """
 
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_breast_cancer
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import make_scorer
-from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
-from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils import _safe_indexing
-from sklearn.utils.class_weight import compute_sample_weight
 
-from ._linear import AnyLossClassifier
-from ._metrics import score_labels
-from ._mlp import AnyLossMLPClassifier
+from sk_anyloss._demo import (
+    MODEL_FAMILIES,
+    REPORTED_METRICS,
+    compare,
+    cv_folds,
+    prepared_folds,
+    score_of,
+    warm_up,
+)
+from sk_anyloss._metrics import score_labels
 
-#: Metrics reported for every model (each at the model's decision rule).
-REPORTED_METRICS = ("f1", "balanced_accuracy", "gmean", "mcc")
+__all__ = ["REPORTED_METRICS", "MODEL_FAMILIES", "cv_folds", "warm_up"]
 
 
 def require(module):
@@ -202,86 +204,6 @@ def preprocessing(X):
     return make_pipeline(columns, StandardScaler())
 
 
-def _scorer(metric):
-    return make_scorer(score_labels, metric=metric)
-
-
-@dataclass(frozen=True)
-class Model:
-    """A model of the comparison; ``make(metric)`` builds a fresh estimator.
-
-    ``per_metric`` is False for models that do not depend on the metric
-    (fitted once, scored on every metric); ``balanced_weights`` fits with
-    ``compute_sample_weight("balanced", y)``.
-    """
-
-    label: str
-    make: callable = field(repr=False)
-    per_metric: bool = True
-    balanced_weights: bool = False
-    anyloss: bool = False
-
-
-def linear_models():
-    return [
-        Model("LR", lambda m: LogisticRegression(), per_metric=False),
-        Model(
-            "LR balanced",
-            lambda m: LogisticRegression(class_weight="balanced"),
-            per_metric=False,
-        ),
-        Model(
-            "LR tuned threshold",
-            lambda m: TunedThresholdClassifierCV(
-                LogisticRegression(), scoring=_scorer(m), random_state=0
-            ),
-        ),
-        Model("AnyLoss", lambda m: AnyLossClassifier(m), anyloss=True),
-    ]
-
-
-def mlp_models():
-    return [
-        Model("MLP", lambda m: MLPClassifier(random_state=0), per_metric=False),
-        Model(
-            "MLP balanced",
-            lambda m: MLPClassifier(random_state=0),
-            per_metric=False,
-            balanced_weights=True,
-        ),
-        Model(
-            "MLP tuned threshold",
-            lambda m: TunedThresholdClassifierCV(
-                MLPClassifier(random_state=0), scoring=_scorer(m), random_state=0
-            ),
-        ),
-        Model(
-            "AnyLoss MLP",
-            lambda m: AnyLossMLPClassifier(m, random_state=0),
-            anyloss=True,
-        ),
-    ]
-
-
-MODEL_FAMILIES = {"linear": linear_models, "mlp": mlp_models}
-
-
-def cv_folds(X, y, n_folds=5, seed=0):
-    """The suite's split: ``(train, test)`` index pairs of a stratified,
-    shuffled ``n_folds``-fold CV."""
-    return list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X, y))
-
-
-def prepared_folds(X, y, folds):
-    """``(X_train, y_train, X_test, y_test)`` for each ``(train, test)`` pair,
-    with the suite's preprocessing fitted on the training part."""
-    for train, test in folds:
-        prep = preprocessing(X).fit(_safe_indexing(X, train))
-        X_train = prep.transform(_safe_indexing(X, train))
-        X_test = prep.transform(_safe_indexing(X, test))
-        yield X_train, y[train], X_test, y[test]
-
-
 def prepared_datasets(max_rows, seed=0):
     """``[(key, [prepared fold, ...]), ...]`` for every suite dataset of at
     most ``max_rows`` rows (the explore scripts' input)."""
@@ -289,7 +211,7 @@ def prepared_datasets(max_rows, seed=0):
     for key in DATASETS:
         X, y = load(key)
         if len(y) <= max_rows:
-            folds = prepared_folds(X, y, cv_folds(X, y, seed=seed))
+            folds = prepared_folds(X, y, cv_folds(X, y, seed=seed), preprocessing)
             data.append((key, list(folds)))
     return data
 
@@ -312,34 +234,6 @@ def explore_scores(make, data, metric, beta=1.0):
     return means, fit_times
 
 
-def _fit_score(model, metric, X, y, folds, reported):
-    scores = {m: [] for m in reported}
-    fit_times = []
-    # The preprocessing is fitted outside the timed region: the fit time is
-    # the model's own.
-    for X_train, y_train, X_test, y_test in prepared_folds(X, y, folds):
-        estimator = model.make(metric)
-        fit_params = {}
-        if model.balanced_weights:
-            fit_params["sample_weight"] = compute_sample_weight("balanced", y_train)
-        start = time.perf_counter()
-        estimator.fit(X_train, y_train, **fit_params)
-        fit_times.append(time.perf_counter() - start)
-        predicted = estimator.predict(X_test)
-        for m in reported:
-            scores[m].append(score_labels(y_test, predicted, metric=m))
-    return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(fit_times))
-
-
-def warm_up():
-    """Compile the kernels (or load them from Numba's cache) before timing."""
-    X, y = _breast_cancer()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        AnyLossClassifier(max_iter=2).fit(X, y)
-        AnyLossMLPClassifier(max_iter=2).fit(X, y)
-
-
 def run(
     datasets,
     metrics,
@@ -351,38 +245,22 @@ def run(
 ):
     """Cross-validate every model of ``families`` on every dataset.
 
-    Returns a list of records (dicts): dataset, n, d, positive rate, family,
-    model, the metric it was trained or tuned for (None for metric-free
-    models), its mean test score on each of ``REPORTED_METRICS`` and
-    ``metrics``, and its mean fit time in seconds. ``loaded`` may map dataset
+    Returns the records of ``sk_anyloss._demo.compare``, each with the
+    dataset's key, size and positive rate added. ``loaded`` may map dataset
     keys to ``(X, y)`` already loaded.
     """
     records = []
-    reported = tuple(dict.fromkeys(REPORTED_METRICS + tuple(metrics)))
     for i, key in enumerate(datasets, start=1):
         X, y = (loaded or {}).get(key) or load(key)
-        folds = cv_folds(X, y, n_folds, seed)
         start = time.perf_counter()
-        for family in families:
-            for model in MODEL_FAMILIES[family]():
-                for metric in metrics if model.per_metric else [None]:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ConvergenceWarning)
-                        scores, fit_s = _fit_score(model, metric, X, y, folds, reported)
-                    records.append(
-                        dict(
-                            dataset=key,
-                            n=int(X.shape[0]),
-                            d=int(X.shape[1]),
-                            positive_rate=float(np.mean(y)),
-                            family=family,
-                            model=model.label,
-                            anyloss=model.anyloss,
-                            trained_for=metric,
-                            scores=scores,
-                            fit_s=fit_s,
-                        )
-                    )
+        info = dict(
+            dataset=key,
+            n=int(X.shape[0]),
+            d=int(X.shape[1]),
+            positive_rate=float(np.mean(y)),
+        )
+        for record in compare(X, y, metrics, families, n_folds, seed, preprocessing):
+            records.append({**info, **record})
         log(
             f"[{i}/{len(datasets)}] {key}: {X.shape[0]} rows, {X.shape[1]} columns, "
             f"{100 * np.mean(y):.2f} % positive, {time.perf_counter() - start:.1f} s"
@@ -392,15 +270,9 @@ def run(
 
 def _score(records, dataset, family, model, metric):
     """Score on ``metric`` of ``model`` trained for it (or metric-free)."""
-    for r in records:
-        if (
-            r["dataset"] == dataset
-            and r["family"] == family
-            and r["model"] == model
-            and r["trained_for"] in (None, metric)
-        ):
-            return r["scores"][metric], r["fit_s"]
-    return None
+    return score_of(
+        [r for r in records if r["dataset"] == dataset], family, model, metric
+    )
 
 
 def tables(records, metric, family, tie=0.005):
