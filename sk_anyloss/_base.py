@@ -127,6 +127,8 @@ def encode_target(y):
 def sample_weight_array(sample_weight, X):
     """The validated sample weights as a float64 array, ones when
     ``sample_weight`` is None: the one form in which the backends take them."""
+    if sample_weight is None:
+        return np.ones(X.shape[0])
     return _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )

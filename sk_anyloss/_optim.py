@@ -81,7 +81,8 @@ def _source(jit):
         step = step_size(opt, state.steps[0])
         finite = True
         for j in range(theta.shape[0]):
-            finite = update_at(opt, step, theta, grad, state.m, state.v, j) and finite
+            # ``&``, not ``and``: no branch in the loop, which then vectorises.
+            finite &= update_at(opt, step, theta, grad, state.m, state.v, j)
         return finite
 
     @jit
