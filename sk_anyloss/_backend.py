@@ -104,7 +104,7 @@ def cpu_kernel(variants, n_entries, *, serial_blas=False):
         if not acquired:
             yield variants.serial
             return
-        with _one_blas_thread() if serial_blas else nullcontext():
+        with one_blas_thread() if serial_blas else nullcontext():
             yield variants.parallel
 
 
@@ -132,7 +132,7 @@ def compiled_for(dispatcher, args):
 _blas_controller = None
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """Context limiting the BLAS libraries loaded now to one thread."""
     global _blas_controller
     if _blas_controller is None:

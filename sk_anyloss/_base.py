@@ -14,7 +14,11 @@ from scipy.special import expit, log_expit, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._backend import DEVICES
 from ._metrics import METRIC_NAMES
@@ -141,19 +145,57 @@ def binary_problems(y_index, n_classes):
     return [(y_index == k).astype(np.uint8) for k in range(n_classes)]
 
 
+def scaled_weights(sample_weight):
+    """``(w, e)``: the weights times ``2**-e``, with ``e`` the exponent of the
+    largest, so that ``w`` lies in (0, 1] and its sum neither overflows nor
+    underflows. Scaling by a power of two is exact: ``w / w.sum()`` has the
+    bits of ``sample_weight / sample_weight.sum()`` wherever that is finite.
+    """
+    _, e = np.frexp(sample_weight.max())
+    return np.ldexp(sample_weight, -e), int(e)
+
+
+def weight_total(sample_weight):
+    """The total raw weight (the number of rows when unweighted), computed
+    from the scaled weights: ``inf`` only if the total itself overflows."""
+    w, e = scaled_weights(sample_weight)
+    return float(np.ldexp(w.sum(), e))
+
+
+def label_text(label):
+    """A label as it reads in a message: ``1``, not ``np.int64(1)``."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def check_class_weights(y01, sample_weight, label):
     """Raise a ``ValueError`` unless both sides of a 0/1 problem (positive:
     ``label``) carry a positive share of the sample weight."""
     mask = y01.astype(bool)
-    if not sample_weight[mask].sum() > 0:
+    w, _ = scaled_weights(sample_weight)
+    if not w[mask].sum() > 0:
         raise ValueError(
-            f"Class {label!r} has zero total sample_weight; every class needs a "
-            "positive total weight."
+            f"Class {label_text(label)} has zero total sample_weight; every class "
+            "needs a positive total weight."
         )
-    if not sample_weight[~mask].sum() > 0:
+    if not w[~mask].sum() > 0:
         raise ValueError(
-            f"All the sample_weight is on class {label!r}; at least two classes "
-            "need a positive total weight."
+            f"All the sample_weight is on class {label_text(label)}; at least two "
+            "classes need a positive total weight."
+        )
+
+
+def check_finite_parameters(theta, dtype):
+    """Raise a ``ValueError`` unless the parameters ``theta`` are finite once
+    cast to ``dtype``, the dtype the fitted attributes keep (weights of a
+    float32 model can be finite in the float64 training and overflow the
+    cast)."""
+    if not np.all(np.isfinite(np.asarray(theta).astype(dtype))):
+        largest = np.max(np.abs(theta))
+        raise ValueError(
+            f"Training diverged: the weights reached {largest:.3g}, beyond the "
+            f"range of {np.dtype(dtype).name}, the dtype of X and of the fitted "
+            "weights. Standardise the features (e.g. with StandardScaler), lower "
+            "learning_rate_init or raise alpha, or fit on float64 data."
         )
 
 
@@ -161,12 +203,16 @@ def proba_from_scores(scores):
     """``predict_log_proba`` from raw scores ``z`` (n,) or (n, n_classes).
 
     Binary: ``[log sigmoid(-z), log sigmoid(z)]``.  One-vs-rest: the per-class
-    probabilities ``sigmoid(z_k)`` normalised to sum to one, in the log domain so
-    that saturated scores give no NaN.
+    probabilities ``sigmoid(z_k)`` normalised to sum to one, in the log domain
+    and in float64 whatever the scores' dtype, each row shifted by its
+    largest value first, so that saturated scores give no NaN and rows that
+    sum to one.
     """
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
         return np.column_stack([log_expit(-scores), log_expit(scores)])
     log_p = log_expit(scores)
+    log_p -= log_p.max(axis=1, keepdims=True)
     return log_p - logsumexp(log_p, axis=1, keepdims=True)
 
 
@@ -181,8 +227,24 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
     """What both estimators share: ``fit``, and ``predict``,
     ``predict_proba`` and ``predict_log_proba`` from the raw output scores.
 
-    A subclass implements ``_fit(X, y, sample_weight)`` and ``_scores(X)``.
+    A subclass implements ``_fit(X, y, sample_weight)`` and ``_forward(X)``,
+    the raw output scores of validated data.
     """
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._forward(X)
+
+    def _check_training_scores(self, X):
+        """Raise a ``ValueError`` if the fitted model's scores on its training
+        data are not finite (weights that are finite but overflow there)."""
+        if not np.all(np.isfinite(self._forward(X))):
+            raise ValueError(
+                "Training diverged: the fitted model's scores on the training data "
+                "are not finite. Standardise the features (e.g. with "
+                "StandardScaler), lower learning_rate_init or raise alpha."
+            )
 
     @fill_doc
     @_fit_context(prefer_skip_nested_validation=True)

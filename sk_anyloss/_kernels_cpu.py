@@ -19,6 +19,10 @@ Metrics reach the compiled loops as first-class functions (:func:`cpu_metric`,
 a ``cfunc`` of one signature): the loops are compiled once, whatever the
 metric, and loaded from Numba's disk cache afterwards.
 
+Every kernel is compiled with NumPy's error model: a division by zero gives
+an infinity or a NaN, which the loops' finiteness checks report, instead of
+raising from inside compiled code.
+
 Determinism: rows are cut into chunks of ``CHUNK_ROWS`` (a constant, not a
 function of the thread count); each chunk's partial sums go to their own row of
 ``part`` and the rows are added in order.  The parallel and the serial build
@@ -37,7 +41,8 @@ from numba import carray, cfunc, njit, prange
 from numba import types as nbtypes
 
 from . import _optim
-from ._backend import compiled_for, cpu_kernel
+from ._backend import compiled_for, cpu_kernel, one_blas_thread
+from ._base import scaled_weights
 
 CHUNK_ROWS = 1024
 BLOCK_ROWS = 16
@@ -50,7 +55,7 @@ _inline = njit(inline="always")
 _step_size, _update_at, _update, _track_best = _optim.build(_inline)
 # The step over all parameters as a function of its own: inlined into the
 # epoch's IR it ran about 15 % slower (measured, benchmarks/README.md).
-_update = njit(_update.py_func)
+_update = njit(error_model="numpy")(_update.py_func)
 
 # --------------------------------------------------------------------------
 # Metrics as first-class functions
@@ -77,7 +82,7 @@ def _compiled_metric(metric):
     env["array_form"] = metric.array_form(_inline, qualname + "_array_form")
     fn = types.FunctionType(_binary_metric.__code__, env, qualname)
     fn.__qualname__ = qualname
-    return cfunc(METRIC_SIGNATURE, cache=True)(fn)
+    return cfunc(METRIC_SIGNATURE, cache=True, error_model="numpy")(fn)
 
 
 def cpu_metric(metric):
@@ -347,14 +352,18 @@ def _pass_source(X, y, sw, theta, amplifier, logistic):
     return part
 
 
-def _log_loss_grad_source(X, y, sw, theta, pos, neg, alpha, fit_intercept):
-    """The warm-up's loss and gradient at ``theta`` (one pass)."""
+def _log_loss_grad_source(X, y, sw, theta, pos, neg, alpha, fit_intercept, grad):
+    """The warm-up's loss at ``theta`` (one pass), its gradient into ``grad``.
+
+    Returns a float only: a kernel that returns arrays builds Python objects
+    on its way out, and a Ctrl-C arriving then surfaced as a ``SystemError``
+    instead of a ``KeyboardInterrupt``.
+    """
     part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
     total = np.empty(part.shape[1])
-    grad = np.empty(theta.shape[0])
     _linear_pass(X, y, sw, theta, 1.0, True, part)
     _reduce_chunks(part, total)
-    return _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad), grad
+    return _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad)
 
 
 def _fit_source(X, y, sw, theta, pos, neg, settings, metric, params, state, curve,
@@ -392,7 +401,7 @@ def _jit_variant(source, parallel):
     )
     fn.__qualname__ = source.__qualname__ + suffix
     fn.__doc__ = source.__doc__
-    return njit(parallel=parallel, nogil=True, cache=True)(fn)
+    return njit(parallel=parallel, nogil=True, cache=True, error_model="numpy")(fn)
 
 
 class _Variants:
@@ -409,11 +418,11 @@ fit_linear = _Variants(_fit_source)
 
 # What follows a pass, for code that runs passes from the host (the tests,
 # the Dask backend).
-metric_loss_grad = njit(cache=True)(_metric_loss_grad.py_func)
-metric_step = njit(cache=True)(_metric_step.py_func)
+metric_loss_grad = njit(cache=True, error_model="numpy")(_metric_loss_grad.py_func)
+metric_step = njit(cache=True, error_model="numpy")(_metric_step.py_func)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reduce_chunks(part):
     """``part``'s rows added in order: the sums of a whole pass."""
     total = np.empty(part.shape[1])
@@ -429,12 +438,20 @@ class BinaryTarget(NamedTuple):
     neg: float
 
 
+def normalised_weights(sample_weight):
+    """The sample weights divided by their sum (without overflow or
+    underflow, see ``_base.scaled_weights``)."""
+    w, _ = scaled_weights(sample_weight)
+    return w / w.sum()
+
+
 def class_masses(y01, sample_weight):
     """Shares ``(pos, neg)`` of the total weight on the positives and the
     negatives; exact class proportions for uniform weights."""
-    total = sample_weight.sum()
-    pos = sample_weight[y01.astype(bool)].sum()
-    return float(pos / total), float((total - pos) / total)
+    w, _ = scaled_weights(sample_weight)
+    mask = y01.astype(bool)
+    total = w.sum()
+    return float(w[mask].sum() / total), float(w[~mask].sum() / total)
 
 
 class LinearBackend:
@@ -448,7 +465,7 @@ class LinearBackend:
 
     def __init__(self, X, sample_weight):
         self._X = X
-        self._sw = sample_weight / sample_weight.sum()
+        self._sw = normalised_weights(sample_weight)
         self._sample_weight = sample_weight
         self._entries = X.shape[0] * X.shape[1]
 
@@ -462,10 +479,16 @@ class LinearBackend:
         """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
         objective; BLAS runs on one thread inside it (see ``cpu_kernel``)."""
         with cpu_kernel(log_loss_grad, self._entries, serial_blas=True) as kernel:
-            yield lambda theta: kernel(
-                self._X, target.y, self._sw, theta, target.pos, target.neg, alpha,
-                fit_intercept,
-            )  # fmt: skip
+
+            def loss_grad(theta):
+                grad = np.empty(theta.shape[0])
+                loss = kernel(
+                    self._X, target.y, self._sw, theta, target.pos, target.neg,
+                    alpha, fit_intercept, grad,
+                )  # fmt: skip
+                return loss, grad
+
+            yield loss_grad
 
     def fit(self, target, theta, settings, metric):
         """Run the metric loop from ``theta`` (updated in place); returns
@@ -492,10 +515,11 @@ class LinearBackend:
 # Layer widths ``dims = [n_features, h_1, ..., h_k, n_outputs]``.  All weights
 # and biases live in one float64 vector ``theta``: for layer ``l`` the matrix
 # ``W_l`` (dims[l], dims[l + 1]), row-major, then the bias ``b_l``.  Matrix
-# products call BLAS through ``np.dot``; for large batches BLAS runs them on
-# several threads and partitions the output, so results do not depend on the
-# thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)`` and is trained
-# on ``1 - M`` of its own soft confusion matrix (one-vs-rest) plus
+# products call BLAS through ``np.dot``, held to one thread during an epoch:
+# on several threads BLAS may split a product's sums differently (measured:
+# the last bit of the weights at batches of 2,000), and the model must not
+# depend on the thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)``
+# and is trained on ``1 - M`` of its own soft confusion matrix (one-vs-rest) plus
 # ``log_loss`` times the batch's class-balanced log-loss (the mean over the
 # two classes of each class's mean log-loss); the batch loss is the mean over
 # outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
@@ -620,7 +644,7 @@ def _output_weights(value, partials, pos, neg, log_pos, log_neg, log_loss, K):
     return loss, g1, g0, w1, w0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def mlp_forward(X, theta, dims, activation):
     """Output scores ``z`` (n, n_outputs) and the list of layer activations."""
     offsets = _layer_offsets(dims)
@@ -636,7 +660,7 @@ def mlp_forward(X, theta, dims, activation):
     return acts
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, grad):
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
 
@@ -687,7 +711,7 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, grad):
     return loss + 0.5 * l2 * penalty
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def stratified_merge(members, offsets):
     """Merge the classes' sample lists so that every stretch holds the classes
     in proportion.
@@ -722,7 +746,7 @@ def stratified_merge(members, offsets):
     return order
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, state):
     """One pass over the rows ``order`` in mini-batches, updating ``theta``
     and the optimiser's ``state`` in place.
@@ -764,6 +788,13 @@ def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, sta
     return total / n
 
 
+def mlp_weights(sample_weight):
+    """``(w, scale)``: the sample weights divided by their largest value, and
+    that value (``inf`` where it overflows a float, see ``mlp_epoch``)."""
+    scale = float(sample_weight.max())
+    return sample_weight / scale, scale
+
+
 class MLPBackend:
     """The MLP's mini-batch epochs over one ``(X, Y)``, on the CPU.
 
@@ -788,4 +819,7 @@ class MLPBackend:
         )  # fmt: skip
         if self._kernel is None:
             self._kernel = compiled_for(mlp_epoch, args)
-        return self._kernel(*args)
+        # BLAS on several threads may split a product's sums differently:
+        # one thread keeps the model independent of the thread count.
+        with one_blas_thread():
+            return self._kernel(*args)

@@ -39,7 +39,14 @@ import numpy as np
 from numba import cuda, float64, uint8
 
 from . import _kernels_cpu, _optim
-from ._kernels_cpu import RUNNING, STATUS, BinaryTarget, class_masses
+from ._kernels_cpu import (
+    RUNNING,
+    STATUS,
+    BinaryTarget,
+    class_masses,
+    mlp_weights,
+    normalised_weights,
+)
 
 # Launch geometry.  Module constants, read at each fit: the tests lower them so
 # that the multi-block and grid-stride paths run on the CUDA simulator.
@@ -286,7 +293,7 @@ class LinearBackend:
 
     def __init__(self, X, sample_weight):
         self._X = cuda.to_device(X)
-        self._sw = cuda.to_device(sample_weight / sample_weight.sum())
+        self._sw = cuda.to_device(normalised_weights(sample_weight))
         self._sample_weight = sample_weight
 
     def target(self, y01):
@@ -588,8 +595,7 @@ class MLPBackend:
     def __init__(self, X, Y, sample_weight):
         self._X = cuda.to_device(X)
         self._Y = cuda.to_device(np.ascontiguousarray(Y, dtype=np.uint8))
-        self._scale = float(sample_weight.max())
-        self._sw_host = sample_weight / self._scale
+        self._sw_host, self._scale = mlp_weights(sample_weight)
         self._sw = cuda.to_device(self._sw_host)
 
     def epoch(self, order, theta, dims, settings, metric, state):

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._backend import linear_backend
 from ._base import (
@@ -15,9 +15,11 @@ from ._base import (
     AnyLossEstimator,
     binary_problems,
     check_class_weights,
+    check_finite_parameters,
     encode_target,
     fill_doc,
     sample_weight_array,
+    weight_total,
 )
 from ._metrics import Metric
 from ._settings import linear_settings
@@ -38,11 +40,14 @@ _DIVERGED = (
 )
 
 
-def warm_up_penalty(weight_total):
+def warm_up_penalty(total):
     """L2 strength of the warm-up's objective: ``1 / (C n)``, with ``n`` the
     total sample weight (the number of rows when unweighted), so that an
-    integer weight acts as a repeated row."""
-    return 1.0 / (WARM_UP_C * weight_total)
+    integer weight acts as a repeated row. Capped at ``1 / tiny`` (the largest
+    finite inverse of a float): weights whose total is below the smallest
+    normal float give the same start as ones with that total, coefficients of
+    about zero, instead of an infinite penalty."""
+    return 1.0 / (WARM_UP_C * max(total, np.finfo(np.float64).tiny))
 
 
 def lbfgs_warm_up(loss_and_gradient, theta, max_iter):
@@ -238,6 +243,14 @@ class AnyLossClassifier(AnyLossEstimator):
         self.device = device
 
     def _fit(self, X, y, sample_weight):
+        if self.solver == "gd" and self.learning_rate_init * self.alpha >= 2:
+            raise ValueError(
+                'solver="gd" diverges when learning_rate_init * alpha >= 2: the L2 '
+                "term alone multiplies the weights by 1 - learning_rate_init * alpha "
+                f"at every step (got learning_rate_init={self.learning_rate_init}, "
+                f"alpha={self.alpha}). Lower learning_rate_init below "
+                f'{2 / self.alpha:.3g}, or use solver="adam".'
+            )
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
         self.classes_, y_index = encode_target(y)
         sw = sample_weight_array(sample_weight, X)
@@ -249,7 +262,7 @@ class AnyLossClassifier(AnyLossEstimator):
         settings = linear_settings(self)
         metric = Metric(self.metric, self.beta)
         backend = linear_backend(self.device, X, sw)
-        penalty = warm_up_penalty(float(sw.sum()))
+        penalty = warm_up_penalty(weight_total(sw))
         thetas, curves = [], []
         for y01 in problems:
             target = backend.target(y01)
@@ -268,9 +281,11 @@ class AnyLossClassifier(AnyLossEstimator):
             curves.append(curve.tolist())
 
         thetas = np.asarray(thetas)
+        check_finite_parameters(thetas, X.dtype)
         d = X.shape[1]
         self.coef_ = thetas[:, :d].astype(X.dtype)
         self.intercept_ = thetas[:, d].astype(X.dtype)
+        self._check_training_scores(X)
         self.n_iter_ = max(len(c) for c in curves)
         self.loss_curve_ = curves[0] if len(curves) == 1 else curves
         if self.verbose:
@@ -299,10 +314,8 @@ class AnyLossClassifier(AnyLossEstimator):
             For a binary problem, the score of ``classes_[1]``; positive scores
             mean ``predict_proba >= 0.5``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._scores(X)
+
+    def _forward(self, X):
         scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
-
-    def _scores(self, X):
-        return self.decision_function(X)

@@ -11,16 +11,19 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._backend import mlp_backend
 from ._base import (
     SHARED_PARAMETER_CONSTRAINTS,
     AnyLossEstimator,
     check_class_weights,
+    check_finite_parameters,
     encode_target,
     fill_doc,
+    labels_from_scores,
     sample_weight_array,
+    weight_total,
 )
 from ._kernels_cpu import stratified_merge
 from ._metrics import Metric, score_labels
@@ -304,6 +307,12 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
         {fit_returns}
         """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: each call runs "
+                "one epoch on the data it is given, with no validation split. Set "
+                "early_stopping=False, or use fit."
+            )
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError(
@@ -323,15 +332,25 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
     # -- internals ---------------------------------------------------------
 
-    def _scores(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        z = X
-        for layer, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            z = z @ W + b
-            if layer < len(self.coefs_) - 1:
-                z = _ACTIVATIONS[self.activation](z)
-        return z.ravel() if z.shape[1] == 1 else z
+    def _forward(self, X):
+        """The output scores of validated data ``X``: in float64, as in
+        training, and by blocks of rows so that the hidden layers' memory does
+        not grow with ``n``."""
+        layers = [
+            (W.astype(np.float64, copy=False), b.astype(np.float64, copy=False))
+            for W, b in zip(self.coefs_, self.intercepts_)
+        ]
+        rows = max(1, _FORWARD_BLOCK_ENTRIES // max(W.shape[1] for W, _ in layers))
+        K = layers[-1][0].shape[1]
+        out = np.empty((X.shape[0], K))
+        for start in range(0, X.shape[0], rows):
+            z = X[start : start + rows].astype(np.float64, copy=False)
+            for layer, (W, b) in enumerate(layers):
+                z = z @ W + b
+                if layer < len(layers) - 1:
+                    z = _ACTIVATIONS[self.activation](z)
+            out[start : start + rows] = z
+        return out.ravel() if K == 1 else out
 
     def _fit(self, X, y, sample_weight, incremental=False):
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
@@ -367,6 +386,16 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         if not incremental:
             for k in range(K):
                 check_class_weights(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+        if self.alpha > 0 and not np.isfinite(
+            self.alpha * X.shape[0] / weight_total(sw)
+        ):
+            raise ValueError(
+                f"sample_weight sums to {weight_total(sw):.3g}, too little to train "
+                f"with alpha={self.alpha}: the L2 penalty is alpha / (2 x a batch's "
+                "total weight), as in MLPClassifier, and overflows. Multiply "
+                "sample_weight by a constant (the metric does not depend on the "
+                "weights' scale), or set alpha=0."
+            )
 
         rng = check_random_state(self.random_state)
         dims = np.array([X.shape[1], *hidden.tolist(), K], dtype=np.int64)
@@ -386,9 +415,13 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             ).astype(np.float64)
         else:
             self._initialize(dims, rng)
+        if not (incremental and reuse) or self.best_loss_ is None:
+            # Each fit watches its own data: the stopping rule starts afresh
+            # (also after an early-stopping fit, for partial_fit).
+            self._reset_stopping(self.early_stopping and not incremental)
         theta = self._theta
 
-        X_val = y_val = None
+        X_val = y_val = sw_val = None
         if self.early_stopping and not incremental:
             stratify = y_index if np.min(np.bincount(y_index)) >= 2 else None
             split = train_test_split(
@@ -398,13 +431,23 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 stratify=stratify,
             )
             train, val = split
-            X_val, y_val = X[val], y_index[val]
+            X_val, y_val, sw_val = X[val], y_index[val], sw[val]
             X, Y, y_index, sw = X[train], Y[train], y_index[train], sw[train]
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "validation_fraction leaves fewer than two samples for early "
                     "stopping; raise it or turn early_stopping off."
                 )
+            try:
+                for k in range(K):
+                    check_class_weights(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+            except ValueError as exc:
+                raise ValueError(
+                    f"Early stopping set aside validation_fraction="
+                    f"{self.validation_fraction} of the samples, and the rest "
+                    f"cannot be trained on: {exc} Lower validation_fraction, or "
+                    "turn early_stopping off."
+                ) from None
 
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
@@ -444,7 +487,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self._update_no_improvement(loss, X_val, y_val, dims):
+            if self._update_no_improvement(loss, X_val, y_val, sw_val, dims):
                 break
         else:
             if not incremental:
@@ -456,22 +499,24 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 )
         if X_val is not None:
             theta[:] = self._best_theta
-            self.best_loss_ = None
         self._set_layers(theta, dims, X.dtype)
+        self._check_training_scores(X)
         return self
 
-    def _update_no_improvement(self, loss, X_val, y_val, dims):
+    def _update_no_improvement(self, loss, X_val, y_val, sw_val, dims):
         """Track the best loss or validation score; True when training should stop.
 
-        The validation score is tracked as a negative loss, by the stopping
-        rule of every training loop of the package.
+        The validation score (the metric of the validation samples, weighted)
+        is tracked as a negative loss, by the stopping rule of every training
+        loop of the package.
         """
         if X_val is not None:
             self._set_layers(self._theta, dims, np.float64)
-            pred = self.predict(X_val)
-            y_pred_index = np.searchsorted(self.classes_, pred)
+            y_pred_index = np.searchsorted(
+                self.classes_, labels_from_scores(self._forward(X_val), self.classes_)
+            )
             score = _metric_mean(
-                self.metric, self.beta, y_val, y_pred_index, len(self.classes_)
+                self.metric, self.beta, y_val, y_pred_index, len(self.classes_), sw_val
             )
             self.validation_scores_.append(score)
             if score > self.best_validation_score_:
@@ -500,12 +545,17 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         self.loss_curve_ = []
         self.n_iter_ = 0
         self.t_ = 0
+
+    def _reset_stopping(self, early_stopping):
+        """Fresh bookkeeping for the stopping rule (each ``fit`` starts one)."""
         self._no_improvement_count = 0
-        self.best_loss_ = np.inf
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self._best_theta = None
+        self.best_loss_ = None if early_stopping else np.inf
+        self.validation_scores_ = [] if early_stopping else None
+        self.best_validation_score_ = -np.inf if early_stopping else None
 
     def _set_layers(self, theta, dims, dtype):
+        check_finite_parameters(theta, dtype)
         self.coefs_, self.intercepts_ = [], []
         start = 0
         for n_in, n_out in zip(dims[:-1], dims[1:]):
@@ -529,18 +579,27 @@ def _stratified_order(y_index, shuffle, rng):
     return stratified_merge(np.concatenate(members), offsets)
 
 
-def _metric_mean(metric, beta, y_index, y_pred_index, n_classes):
+def _metric_mean(metric, beta, y_index, y_pred_index, n_classes, sample_weight):
     """The metric of hard predictions; one-vs-rest mean for a multiclass target."""
-    if n_classes == 2:
-        return score_labels(y_index == 1, y_pred_index == 1, metric=metric, beta=beta)
+    classes = [1] if n_classes == 2 else range(n_classes)
     return float(
         np.mean(
             [
-                score_labels(y_index == k, y_pred_index == k, metric=metric, beta=beta)
-                for k in range(n_classes)
+                score_labels(
+                    y_index == k,
+                    y_pred_index == k,
+                    metric=metric,
+                    beta=beta,
+                    sample_weight=sample_weight,
+                )
+                for k in classes
             ]
         )
     )
+
+
+# Rows x widest layer per block of ``_forward``: 2**21 float64, 16 MB.
+_FORWARD_BLOCK_ENTRIES = 1 << 21
 
 
 _ACTIVATIONS = {

@@ -51,7 +51,8 @@ def _kernel_loss_grad(
     s, pos, neg = _normalised(y, sw)
     if metric == "warm-up":
         kernel = getattr(log_loss_grad, variant)
-        return kernel(X, y, s, theta, pos, neg, alpha, fit_intercept)
+        grad = np.empty_like(theta)
+        return kernel(X, y, s, theta, pos, neg, alpha, fit_intercept, grad), grad
     total = reduce_chunks(getattr(linear_pass, variant)(X, y, s, theta, amp, False))
     m = Metric(metric, beta)
     grad = np.empty_like(theta)
