@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_info
 import sk_anyloss
 from sk_anyloss import AnyLossClassifier
 from sk_anyloss._kernels_cpu import (
+    BinaryTarget,
     cpu_metric,
     linear_pass,
     metric_loss_grad,
@@ -220,12 +221,14 @@ def bench_epoch(n, d, repeats, fit_iter):
     compiled = cpu_metric(metric)
     y_int = y.astype(np.int64)
 
+    target = BinaryTarget(y, pos, 1.0 - pos, float(n))
+
     def epoch(variant, X):
         # One pass, its sums added up and the metric's loss and gradient.
         total = reduce_chunks(variant(X, y, sw, theta, AMPLIFIER, False))
         grad = np.empty(d + 1)
         args = (compiled, metric.params, 0.0, True)
-        return metric_loss_grad(total, pos, 1.0 - pos, theta, grad, *args)
+        return metric_loss_grad(total, target, theta, grad, *args)
 
     results = {}
     for dtype in (np.float64, np.float32):

@@ -409,6 +409,7 @@ def _loss_grad_only(Xs, Ys, theta, dims, settings, metric, params):
             metric,
             params,
             settings.alpha / (stop - start),  # the L2 factor of an unweighted batch
+            float(stop - start),  # the batch's total weight
             grad,
         )
     return check

@@ -25,7 +25,7 @@ from ._metrics import METRIC_NAMES
 
 # The parameters both estimators have, with the same meaning and range.
 SHARED_PARAMETER_CONSTRAINTS = {
-    "metric": [StrOptions(set(METRIC_NAMES))],
+    "metric": [StrOptions(set(METRIC_NAMES)), callable],
     "beta": [Interval(Real, 0, None, closed="neither")],
     "amplifier": [Interval(Real, 0, None, closed="neither")],
     "alpha": [Interval(Real, 0, None, closed="left")],
@@ -79,6 +79,15 @@ DOC_FRAGMENTS = {
         feature_names_in_ : ndarray of shape (`n_features_in_`,)
             Names of features seen during fit, when ``X`` has string column
             names.
+    """,
+    "user_metric": """
+        A function ``f(tn, fp, fn, tp) -> float`` of the (weighted) counts of
+        the confusion matrix, as ``confusion_matrix(...).ravel()`` gives them,
+        is a metric too: written with arithmetic, comparisons, ``if``
+        statements and ``math`` or NumPy functions, it is differentiated
+        exactly by the package (no derivative to write), and a division by
+        zero in it gives 0. Score models with it through
+        :func:`sk_anyloss.metrics.get_scorer`. See the user guide.
     """,
     "labels": """
         y_true : array-like of shape (n_samples,)

@@ -39,6 +39,7 @@ import numpy as np
 from numba import cuda, float64, uint8
 
 from . import _kernels_cpu, _optim
+from ._base import weight_total
 from ._kernels_cpu import (
     RUNNING,
     STATUS,
@@ -251,9 +252,9 @@ def _linear_kernels(tpb):
             total[k] = red[0, 0]
 
     @cuda.jit
-    def log_loss(total, theta, grad, pos, neg, alpha, fit_intercept, out):
+    def log_loss(total, theta, grad, target, alpha, fit_intercept, out):
         """The warm-up's loss (``out[0]``) and gradient from a logistic pass."""
-        out[0] = _log_loss(total, pos, neg, alpha, fit_intercept, theta, grad)
+        out[0] = _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
     return types.SimpleNamespace(
         epoch=epoch, reduce_part=reduce_part, log_loss=log_loss
@@ -267,14 +268,14 @@ def _linear_step(metric):
     metric_function = device_metric(metric)
 
     @cuda.jit
-    def step(total, pos, neg, theta, grad, settings, params, state, curve):
+    def step(total, target, theta, grad, settings, params, state, curve):
         if state.counts[STATUS] != RUNNING:
             return
         d = theta.shape[0] - 1
         cm = cuda.local.array(4, float64)
         partials = cuda.local.array(4, float64)
-        _binary_cm(total[2 * d + 2], total[2 * d + 3], pos, neg, cm)
-        value = metric_function(cm, params, partials)
+        _binary_cm(total[2 * d + 2], total[2 * d + 3], target.pos, target.neg, cm)
+        value = metric_function(cm, target.scale, params, partials)
         loss = _metric_loss(
             total, value, partials, settings.alpha, settings.fit_intercept, theta, grad
         )
@@ -295,12 +296,13 @@ class LinearBackend:
         self._X = cuda.to_device(X)
         self._sw = cuda.to_device(normalised_weights(sample_weight))
         self._sample_weight = sample_weight
+        self._total = weight_total(sample_weight)
 
     def target(self, y01):
         """The binary problem with labels ``y01`` (0/1), labels on the GPU."""
         pos, neg = class_masses(y01, self._sample_weight)
         y = cuda.to_device(np.ascontiguousarray(y01, dtype=np.uint8))
-        return BinaryTarget(y, pos, neg)
+        return BinaryTarget(y, pos, neg, self._total)
 
     def _geometry(self):
         tpb = THREADS_PER_BLOCK
@@ -333,7 +335,7 @@ class LinearBackend:
         def loss_grad(theta):
             total, theta_d = self.pass_sums(target, theta, 1.0, True)
             kernels.log_loss[1, 1](
-                total, theta_d, grad, target.pos, target.neg, alpha, fit_intercept, out
+                total, theta_d, grad, target, alpha, fit_intercept, out
             )
             return float(out.copy_to_host()[0]), grad.copy_to_host()
 
@@ -369,10 +371,7 @@ class LinearBackend:
         for it in range(settings.max_iter):
             epoch(X, y, sw, theta_d, amplifier, False, part, counts)
             reduce_part(part, total, counts)
-            step(
-                total, target.pos, target.neg, theta_d, grad, settings, params, state,
-                curve,
-            )  # fmt: skip
+            step(total, target, theta_d, grad, settings, params, state, curve)
             if (it + 1) % CHECK_EVERY == 0 and counts.copy_to_host(stream=stream)[
                 STATUS
             ]:
@@ -534,7 +533,9 @@ def _mlp_output(tpb, metric):
     metric_function = device_metric(metric)
 
     @cuda.jit
-    def output(Z, rows, Y, sw, order, start, mass, settings, params, delta, out_loss):
+    def output(
+        Z, rows, Y, sw, order, start, mass, count, settings, params, delta, out_loss
+    ):
         """Output unit ``k`` (block ``k``): the batch's sums (soft confusion
         matrix, class masses and log-losses), ``delta[:, k] = d loss / d z_k``
         and ``out_loss[k]``, the unit's share of the loss."""
@@ -559,7 +560,7 @@ def _mlp_output(tpb, metric):
             cm = cuda.local.array(4, float64)
             partials = cuda.local.array(4, float64)
             _binary_cm(red[0, 0], red[1, 0], red[2, 0], red[3, 0], cm)
-            value = metric_function(cm, params, partials)
+            value = metric_function(cm, count, params, partials)
             loss, g1, g0, w1, w0 = _output_weights(
                 value, partials, red[2, 0], red[3, 0], red[4, 0], red[5, 0],
                 log_loss, K,
@@ -644,7 +645,8 @@ class MLPBackend:
             mass = float(masses[batch])
             if not mass > 0.0:
                 continue  # every sample of this batch has zero weight
-            l2 = settings.alpha / (mass * self._scale)
+            count = mass * self._scale
+            l2 = settings.alpha / count
             kernels.gather[_grid(rows * dims[0], tpb), tpb, stream](
                 self._X, order_d, start, rows, acts[0]
             )
@@ -659,7 +661,7 @@ class MLPBackend:
                 )  # fmt: skip
             delta = deltas[0]
             output[K, tpb, stream](
-                acts[n_layers], rows, self._Y, self._sw, order_d, start, mass,
+                acts[n_layers], rows, self._Y, self._sw, order_d, start, mass, count,
                 settings, params, delta, out_loss,
             )  # fmt: skip
             for layer in range(n_layers - 1, -1, -1):

@@ -21,7 +21,7 @@ from ._base import (
     sample_weight_array,
     weight_total,
 )
-from ._metrics import Metric
+from ._metrics import resolve_metric
 from ._settings import linear_settings
 
 # The warm-up minimises the objective of scikit-learn's
@@ -82,11 +82,13 @@ class AnyLossClassifier(AnyLossEstimator):
     Parameters
     ----------
     metric : {"accuracy", "balanced_accuracy", "f1", "fbeta", "gmean", "mcc", \
-            "jaccard", "cohen_kappa", "fowlkes_mallows"}, default="f1"
+            "jaccard", "cohen_kappa", "fowlkes_mallows"} or callable, default="f1"
         The metric to maximise. The positive class is ``classes_[1]``, the
         larger label in sorted order (as for scikit-learn's linear models): to
         make, say, ``"yes"`` the positive class of ``{"no", "yes"}`` nothing is
         needed; otherwise pass ``y == positive_label``.
+
+        {user_metric}
 
     beta : float, default=1.0
         Weight of recall against precision; used by ``metric="fbeta"`` only.
@@ -260,7 +262,8 @@ class AnyLossClassifier(AnyLossEstimator):
             check_class_weights(y01, sw, label)
 
         settings = linear_settings(self)
-        metric = Metric(self.metric, self.beta)
+        metric = resolve_metric(self.metric, self.beta)
+        metric.check(weight_total(sw), np.dot(problems[0], sw) / sw.sum())
         backend = linear_backend(self.device, X, sw)
         penalty = warm_up_penalty(weight_total(sw))
         thetas, curves = [], []

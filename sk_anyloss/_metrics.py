@@ -25,6 +25,7 @@ normalised to sum to one (see the backends), the sums are far above ``EPS``.
 
 import math
 import types
+import weakref
 
 import numpy as np
 
@@ -196,8 +197,9 @@ def metric_value(name, tn, fp, fn, tp, beta=1.0):
     return metric_and_partials_py(name, tn, fp, fn, tp, beta)[0]
 
 
-def _array_form(cm, params, partials):
-    # ``formula`` is a global of each build (see Metric.array_form).
+def _array_form(cm, scale, params, partials):
+    # ``formula`` is a global of each build (see Metric.array_form); the
+    # built-in metrics do not depend on the matrix's scale.
     value, partials[0], partials[1], partials[2], partials[3] = formula(  # noqa: F821
         cm[0], cm[1], cm[2], cm[3], params[0]
     )
@@ -208,24 +210,29 @@ class Metric:
     """A metric as the training loops take it, resolved from the estimator's
     ``metric`` and ``beta``.
 
-    The loops see it in *array form*, ``value = metric(cm, params,
-    partials)``: ``cm`` the confusion matrix ``[tn, fp, fn, tp]``, ``params``
-    its parameters (``[beta]``), ``partials`` receiving the four partial
-    derivatives. Each target compiles that form with its own decorator
-    (:meth:`array_form`); ``key`` names the metric in the targets' caches of
-    compiled code, so that each metric is compiled once per process.
+    The loops see it in *array form*, ``value = metric(cm, scale, params,
+    partials)``: ``cm`` the confusion matrix ``[tn, fp, fn, tp]`` normalised
+    to sum to one, ``scale`` its total weight, ``params`` the metric's
+    parameters (``[beta]``), ``partials`` receiving the four partial
+    derivatives with respect to ``cm``. Each target compiles that form with
+    its own decorator (:meth:`array_form`); ``key`` names the metric in the
+    targets' caches of compiled code, so that each metric is compiled once per
+    process (and, where ``cacheable``, kept in Numba's cache on disk).
     """
+
+    cacheable = True
 
     def __init__(self, name, beta=1.0):
         self.name = check_metric_name(name)
         self.key = name
         self.params = np.array([float(beta)])
 
-    def array_form(self, jit, qualname):
+    def array_form(self, jit, qualname, inner=None):
         """The array form compiled with ``jit`` under ``qualname`` (Numba's
-        on-disk cache tells functions apart by their qualified names)."""
+        on-disk cache tells functions apart by their qualified names); the
+        functions it calls are compiled with ``inner`` (``jit`` by default)."""
         env = dict(_array_form.__globals__)
-        env["formula"] = build_formulas(jit)[self.name]
+        env["formula"] = build_formulas(inner or jit)[self.name]
         fn = types.FunctionType(_array_form.__code__, env, qualname)
         fn.__qualname__ = qualname
         return jit(fn)
@@ -234,11 +241,38 @@ class Metric:
         """The metric of a confusion matrix (plain Python)."""
         return FORMULAS[self.name](tn, fp, fn, tp, self.params[0])[0]
 
+    def check(self, scale, positive_share=0.5):
+        """Raise a ``ValueError`` if the metric cannot be trained on with
+        counts of total weight ``scale`` and a share ``positive_share`` of
+        positives (the built-in ones always can)."""
+
     def __eq__(self, other):
         return isinstance(other, Metric) and self.key == other.key
 
     def __hash__(self):
         return hash(self.key)
+
+
+_USER_METRICS = weakref.WeakKeyDictionary()
+
+
+def resolve_metric(metric, beta=1.0):
+    """The :class:`Metric` of an estimator's ``metric`` parameter: a name of
+    ``METRIC_NAMES`` or a user's function of ``(tn, fp, fn, tp)`` (read and
+    differentiated once per process and function)."""
+    if not callable(metric):
+        return Metric(metric, beta)
+    from ._user_metric import UserMetric
+
+    try:
+        return _USER_METRICS[metric]
+    except (KeyError, TypeError):  # TypeError: no weak reference to it
+        user = UserMetric(metric)
+        try:
+            _USER_METRICS[metric] = user
+        except TypeError:
+            pass
+        return user
 
 
 def confusion_sums(y01, a, sample_weight=None):
@@ -252,5 +286,11 @@ def confusion_sums(y01, a, sample_weight=None):
 
 
 def score_labels(y_true, y_pred, *, metric, beta=1.0, sample_weight=None):
-    """Metric ``metric`` of hard 0/1 predictions (1 = the positive class)."""
-    return metric_value(metric, *confusion_sums(y_true, y_pred, sample_weight), beta)
+    """Metric ``metric`` (a name, a function or a :class:`Metric`) of hard
+    0/1 predictions (1 = the positive class), from the weighted counts."""
+    cm = confusion_sums(y_true, y_pred, sample_weight)
+    if isinstance(metric, str):
+        return metric_value(metric, *cm, beta)
+    if not isinstance(metric, Metric):
+        metric = resolve_metric(metric, beta)
+    return metric.value(*cm)

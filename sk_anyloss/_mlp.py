@@ -26,7 +26,7 @@ from ._base import (
     weight_total,
 )
 from ._kernels_cpu import stratified_merge
-from ._metrics import Metric, score_labels
+from ._metrics import resolve_metric, score_labels
 from ._optim import SOLVER_CODES, new_state, track_best_py
 from ._settings import ACTIVATION_CODES, mlp_settings
 
@@ -58,8 +58,10 @@ class AnyLossMLPClassifier(AnyLossEstimator):
     Parameters
     ----------
     metric : {"accuracy", "balanced_accuracy", "f1", "fbeta", "gmean", "mcc", \
-            "jaccard", "cohen_kappa", "fowlkes_mallows"}, default="f1"
+            "jaccard", "cohen_kappa", "fowlkes_mallows"} or callable, default="f1"
         The metric to maximise; the positive class is ``classes_[1]``.
+
+        {user_metric}
 
     beta : float, default=1.0
         Weight of recall against precision; used by ``metric="fbeta"`` only.
@@ -467,7 +469,9 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             else float(self.log_loss_weight)
         )
         settings = mlp_settings(self, batch_size, log_loss_weight)
-        metric = Metric(self.metric, self.beta)
+        metric = resolve_metric(self.metric, self.beta)
+        # Checked at a batch's total weight and the first output's classes.
+        metric.check(weight_total(sw) * batch_size / n, np.dot(Y[:, 0], sw) / sw.sum())
         backend = mlp_backend(self.device, X, Y, sw)
         seed = rng.randint(np.iinfo(np.int32).max)
         order_rng = np.random.RandomState(seed)
@@ -487,7 +491,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self._update_no_improvement(loss, X_val, y_val, sw_val, dims):
+            if self._update_no_improvement(loss, X_val, y_val, sw_val, dims, metric):
                 break
         else:
             if not incremental:
@@ -503,7 +507,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         self._check_training_scores(X)
         return self
 
-    def _update_no_improvement(self, loss, X_val, y_val, sw_val, dims):
+    def _update_no_improvement(self, loss, X_val, y_val, sw_val, dims, metric):
         """Track the best loss or validation score; True when training should stop.
 
         The validation score (the metric of the validation samples, weighted)
@@ -516,7 +520,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 self.classes_, labels_from_scores(self._forward(X_val), self.classes_)
             )
             score = _metric_mean(
-                self.metric, self.beta, y_val, y_pred_index, len(self.classes_), sw_val
+                metric, y_val, y_pred_index, len(self.classes_), sw_val
             )
             self.validation_scores_.append(score)
             if score > self.best_validation_score_:
@@ -579,8 +583,9 @@ def _stratified_order(y_index, shuffle, rng):
     return stratified_merge(np.concatenate(members), offsets)
 
 
-def _metric_mean(metric, beta, y_index, y_pred_index, n_classes, sample_weight):
-    """The metric of hard predictions; one-vs-rest mean for a multiclass target."""
+def _metric_mean(metric, y_index, y_pred_index, n_classes, sample_weight):
+    """The metric (a ``_metrics.Metric``) of hard predictions; one-vs-rest mean
+    for a multiclass target."""
     classes = [1] if n_classes == 2 else range(n_classes)
     return float(
         np.mean(
@@ -589,7 +594,6 @@ def _metric_mean(metric, beta, y_index, y_pred_index, n_classes, sample_weight):
                     y_index == k,
                     y_pred_index == k,
                     metric=metric,
-                    beta=beta,
                     sample_weight=sample_weight,
                 )
                 for k in classes

@@ -36,7 +36,13 @@ from sklearn.utils.validation import _check_sample_weight
 
 from ._base import fill_doc
 from ._kernels_cpu import amplified
-from ._metrics import METRIC_NAMES, check_metric_name, metric_value, score_labels
+from ._metrics import (
+    METRIC_NAMES,
+    check_metric_name,
+    metric_value,
+    resolve_metric,
+    score_labels,
+)
 
 __all__ = [
     "anyloss",
@@ -67,6 +73,12 @@ def _binary_labels(y_true, y_pred, pos_label, sample_weight):
     if sample_weight is not None:
         sample_weight = column_or_1d(sample_weight).astype(np.float64)
     return y_true == pos_label, y_pred == pos_label, sample_weight
+
+
+def _function_score(y_true, y_pred, *, metric, pos_label=1, sample_weight=None):
+    """A user's metric function of hard labels, from the weighted counts."""
+    t, p, s = _binary_labels(y_true, y_pred, pos_label, sample_weight)
+    return float(score_labels(t, p, metric=resolve_metric(metric), sample_weight=s))
 
 
 def _registry_score(metric, y_true, y_pred, pos_label, sample_weight, beta=1.0):
@@ -205,9 +217,11 @@ def get_scorer(metric, *, beta=1.0, pos_label=1):
 
     Parameters
     ----------
-    metric : str
-        A metric name, one of :func:`get_scorer_names`: the values of the
-        estimators' ``metric`` parameter.
+    metric : str or callable
+        A metric name, one of :func:`get_scorer_names`, or a function
+        ``f(tn, fp, fn, tp) -> float`` of the weighted counts of the confusion
+        matrix: the values of the estimators' ``metric`` parameter. A
+        function scores as it trains (a division by zero gives 0).
 
     beta : float, default=1.0
         Weight of recall against precision; used by ``metric="fbeta"`` only.
@@ -260,6 +274,9 @@ def get_scorer(metric, *, beta=1.0, pos_label=1):
     >>> bool(scores.mean() > 0.85)
     True
     """
+    if callable(metric):
+        resolve_metric(metric)  # a clear error now, for a function it cannot use
+        return make_scorer(_function_score, metric=metric, pos_label=pos_label)
     check_metric_name(metric)  # a clear error for unknown names
     func, takes_pos_label, kwargs = _SCORE_FUNCTIONS[metric]
     kwargs = dict(kwargs)

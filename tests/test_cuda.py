@@ -9,6 +9,7 @@ Launch geometry is shrunk (a few threads per block, a few blocks) so that the
 multi-block, grid-stride and partial-tile paths all run on tiny inputs.
 """
 
+import math
 import os
 import pickle
 import subprocess
@@ -33,7 +34,12 @@ from numba import cuda  # noqa: E402
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier  # noqa: E402
 from sk_anyloss import _kernels_cpu as cpu  # noqa: E402
 from sk_anyloss import _kernels_cuda as gpu  # noqa: E402
-from sk_anyloss._metrics import FORMULAS, METRIC_NAMES, Metric  # noqa: E402
+from sk_anyloss._metrics import (  # noqa: E402
+    FORMULAS,
+    METRIC_NAMES,
+    Metric,
+    resolve_metric,
+)
 from sk_anyloss._optim import Optimizer, new_state  # noqa: E402
 from sk_anyloss._settings import (  # noqa: E402
     ACTIVATION_CODES,
@@ -81,7 +87,7 @@ def test_metric_device_function_is_the_registry(name):
         row = cuda.grid(1)
         if row < out.shape[0]:
             partials = cuda.local.array(4, np.float64)
-            out[row, 0] = f(cases[row], params, partials)
+            out[row, 0] = f(cases[row], 1.0, params, partials)
             for q in range(4):
                 out[row, q + 1] = partials[q]
 
@@ -152,6 +158,45 @@ def test_linear_fit_follows_the_cpu_loop(solver, weighted, tol, metric):
         assert len(curve_c) < 10  # the stopping rule ran, on the device
     np.testing.assert_allclose(theta_g, theta_c, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(curve_g, curve_c, rtol=1e-9)
+
+
+def youden(tn, fp, fn, tp):
+    if tp > 2 * fp:
+        return tp / (tp + fn) + tn / (tn + fp) - 1
+    return math.sqrt(tp / (tp + fn) * tn / (tn + fp)) - 0.5
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_user_metric_fits_follow_the_cpu(weighted):
+    X, y, sw, _ = _problem(dtype=np.float64, weighted=weighted)
+    settings = _linear_settings("adam", 8, None)
+    results = []
+    for kernels in (cpu, gpu):
+        backend = kernels.LinearBackend(X, sw)
+        theta = np.zeros(X.shape[1] + 1)
+        metric = resolve_metric(youden)
+        status, curve = backend.fit(backend.target(y), theta, settings, metric)
+        results.append((theta, curve))
+    # Sums in another order: Adam's first steps, m / sqrt(v), magnify the last
+    # bits of small gradient components.
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-9)
+    X, Y, sw, rng = _mlp_problem(9, 3, 1, weighted, np.float64)
+    dims = np.array([3, 2, 1], dtype=np.int64)
+    theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
+    settings = MLPSettings(
+        2, 20.0, 0.5, 0.5, 9, Optimizer(0, 0.01, 0.9, 0.9, 0.999, 1e-8)
+    )
+    out = []
+    for kernels in (cpu, gpu):
+        state = new_state(theta.shape[0])
+        t = theta.copy()
+        loss = kernels.MLPBackend(X, Y, sw).epoch(
+            np.arange(9), t, dims, settings, resolve_metric(youden), state
+        )
+        out.append((t, loss))
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-8, atol=1e-12)
+    assert out[1][1] == pytest.approx(out[0][1], rel=1e-9)
 
 
 def test_linear_fit_reports_divergence():

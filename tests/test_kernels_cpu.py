@@ -10,6 +10,7 @@ from sk_anyloss._kernels_cpu import (
     CHUNK_ROWS,
     RUNNING,
     STOPPED,
+    BinaryTarget,
     LinearBackend,
     amplified,
     class_masses,
@@ -39,25 +40,24 @@ def _problem(n=3 * CHUNK_ROWS + 17, d=7, dtype=np.float64, weighted=False, seed=
 
 
 def _normalised(y, sw):
-    """Weights normalised to sum to one and the class masses, as the backend
-    computes them."""
+    """Weights normalised to sum to one and the binary target, as the backend
+    makes them."""
     raw = np.ones(y.shape[0]) if sw is None else sw
-    return (raw / raw.sum(), *class_masses(y, raw))
+    return raw / raw.sum(), BinaryTarget(y, *class_masses(y, raw), raw.sum())
 
 
 def _kernel_loss_grad(
     variant, X, y, sw, theta, metric, beta=1.0, amp=73.0, alpha=0.0, fit_intercept=True
 ):
-    s, pos, neg = _normalised(y, sw)
+    s, target = _normalised(y, sw)
+    grad = np.empty_like(theta)
     if metric == "warm-up":
         kernel = getattr(log_loss_grad, variant)
-        grad = np.empty_like(theta)
-        return kernel(X, y, s, theta, pos, neg, alpha, fit_intercept, grad), grad
+        return kernel(X, target, s, theta, alpha, fit_intercept, grad), grad
     total = reduce_chunks(getattr(linear_pass, variant)(X, y, s, theta, amp, False))
     m = Metric(metric, beta)
-    grad = np.empty_like(theta)
     loss = metric_loss_grad(
-        total, pos, neg, theta, grad, cpu_metric(m), m.params, alpha, fit_intercept
+        total, target, theta, grad, cpu_metric(m), m.params, alpha, fit_intercept
     )
     return loss, grad
 
@@ -185,13 +185,13 @@ def _settings(max_iter, solver="adam", tol=None, learning_rate=0.01):
 
 
 def _fit(variant, X, y, sw, max_iter=200, metric="f1", solver="adam", tol=None):
-    s, pos, neg = _normalised(y, sw)
+    s, target = _normalised(y, sw)
     theta = np.zeros(X.shape[1] + 1)
     state = new_loop_state(theta.shape[0])
     curve = np.empty(max_iter)
     m = Metric(metric)
     status = getattr(fit_linear, variant)(
-        X, y, s, theta, pos, neg, _settings(max_iter, solver, tol), cpu_metric(m),
+        X, target, s, theta, _settings(max_iter, solver, tol), cpu_metric(m),
         m.params, state, curve, max_iter,
     )  # fmt: skip
     assert status == STOPPED
@@ -234,7 +234,7 @@ def test_tolerance_stops_early():
 
 def test_loop_paused_and_resumed_is_the_loop_run_at_once():
     X, y, sw, _ = _problem(n=1000, d=4, seed=4)
-    s, pos, neg = _normalised(y, sw)
+    s, target = _normalised(y, sw)
     m = Metric("mcc")
     results = []
     for per_call in (100, 7):
@@ -245,7 +245,7 @@ def test_loop_paused_and_resumed_is_the_loop_run_at_once():
         status = RUNNING
         while status == RUNNING:
             status = fit_linear.serial(
-                X, y, s, theta, pos, neg, _settings(100), cpu_metric(m), m.params,
+                X, target, s, theta, _settings(100), cpu_metric(m), m.params,
                 state, curve, per_call,
             )  # fmt: skip
             calls += 1

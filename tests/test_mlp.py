@@ -55,7 +55,7 @@ def _args(dims, activation, metric, beta, amplifier, log_loss, l2):
         Optimizer(0, 0.0, 0.0, 0.9, 0.999, 1e-8),
     )  # fmt: skip
     m = Metric(metric, beta)
-    return (dims, settings, cpu_metric(m), m.params, l2)
+    return (dims, settings, cpu_metric(m), m.params, l2, 1.0)
 
 
 def _network(rng, dims):
