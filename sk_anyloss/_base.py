@@ -1,32 +1,47 @@
 """What the AnyLoss estimators share: parameter constraints, target and
 sample-weight handling, and turning raw scores into predictions.
 
-Label encoding: ``classes_`` is sorted (``np.unique``); for a binary target the
-positive class is ``classes_[1]``.  A multiclass target is split one-vs-rest:
-problem ``k`` has ``y == classes_[k]`` as its positive class.
+Targets (:func:`read_target`, the one place that decides what a fit trains
+on):
+
+* **binary**: ``classes_`` sorted (``np.unique``), the positive class
+  ``classes_[1]``; one output, ``p = sigmoid(z)``, predicted positive where
+  ``p >= 1/2``;
+* **multiclass**: one output per class of ``classes_``, ``p = softmax(z)``,
+  the top class predicted; trained jointly on the K x K confusion matrix;
+* **multilabel**: an indicator matrix ``y`` (n_samples, n_labels),
+  ``classes_ = arange(n_labels)``; one output per label,
+  ``p_l = sigmoid(z_l)``, label ``l`` predicted where ``p_l >= 1/2``;
+  trained jointly on the per-label confusion matrices, averaged.
 """
 
 from numbers import Integral, Real
 from textwrap import dedent
+from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp
+from scipy.special import expit, log_expit, log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
+    column_or_1d,
     validate_data,
 )
 
 from ._backend import DEVICES
 from ._metrics import METRIC_NAMES
+from ._metrics_multi import JOINT, LABELS, MATRIX
+
+AVERAGES = ("macro", "micro", "weighted", "samples")
 
 # The parameters both estimators have, with the same meaning and range.
 SHARED_PARAMETER_CONSTRAINTS = {
     "metric": [StrOptions(set(METRIC_NAMES)), callable],
     "beta": [Interval(Real, 0, None, closed="neither")],
+    "average": [StrOptions(set(AVERAGES)), None],
     "amplifier": [Interval(Real, 0, None, closed="neither")],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -53,6 +68,26 @@ DOC_FRAGMENTS = {
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; each sample counts ``sample_weight[i]`` times
             in the confusion matrix (a weight of 2 is a repeated row).
+    """,
+    "y": """
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Target labels, at least two classes; or a multilabel indicator
+            matrix of 0 and 1, one column per label.
+    """,
+    "average": """
+        average : {"macro", "micro", "weighted", "samples"} or None, \
+                default=None
+            How the metric is averaged over classes or labels, as in
+            ``sklearn.metrics.f1_score``. A multiclass target is trained
+            jointly on its K x K confusion matrix: accuracy, balanced
+            accuracy, MCC, Cohen's kappa and G-mean have one multiclass
+            definition each (``average`` must be None), while F1, F-beta,
+            Jaccard, Fowlkes-Mallows and metric functions are averaged over
+            the classes, ``"macro"`` by default. A multilabel target averages
+            the binary metric of each label (``"macro"`` by default);
+            ``"samples"`` averages the metric of each sample's labels. For a
+            binary target, None trains the metric of the positive class and
+            an average trains the average over both classes.
     """,
     "fit_returns": """
         Returns
@@ -137,6 +172,133 @@ def encode_target(y):
     return classes, y_index
 
 
+class Problem(NamedTuple):
+    """What a fit trains on (see the module's docstring).
+
+    ``kind`` is ``"binary"``, ``"multiclass"`` or ``"multilabel"``; ``Y``
+    (n, n_outputs) the 0/1 target of each output (the positive class; one
+    column per class; one per label), ``y`` the class indices (None for a
+    multilabel target), ``average`` how the metric is averaged (None: the
+    binary metric of the positive class, or a multiclass metric with one
+    definition).
+    """
+
+    kind: str
+    Y: np.ndarray
+    y: np.ndarray
+    average: object
+
+    @property
+    def n_outputs(self):
+        return self.Y.shape[1]
+
+    @property
+    def layout(self):
+        """The metric's layout (``_metrics_multi``): a K x K matrix for a
+        multiclass target and for an averaged binary one, else per label."""
+        if self.kind == "multiclass" or (
+            self.kind == "binary" and self.average is not None
+        ):
+            return MATRIX
+        return LABELS
+
+    @property
+    def metric_k(self):
+        """The ``k`` the metric is called with: classes or labels."""
+        if self.kind == "binary" and self.average is not None:
+            return 2
+        return self.n_outputs
+
+
+def resolve_average(kind, metric, average):
+    """The average a fit of a ``kind`` target uses, or a ``ValueError``
+    where ``average`` does not apply."""
+    joint = isinstance(metric, str) and metric in JOINT
+    if kind == "multilabel":
+        return average or "macro"
+    if average == "samples":
+        raise ValueError(
+            'average="samples" is the mean over samples of the metric of each '
+            "sample's labels: it applies to multilabel targets only (an indicator "
+            f"y of shape (n_samples, n_labels)); this target is {kind}. Use "
+            '"macro", "micro", "weighted" or None.'
+        )
+    if joint and average is not None:
+        raise ValueError(
+            f"metric={metric!r} has one definition for any number of classes: "
+            f"average does not apply to it (got average={average!r}) except with a "
+            'multilabel target. average applies to "f1", "fbeta", "jaccard", '
+            '"fowlkes_mallows" and metric functions. Leave average=None.'
+        )
+    if kind == "multiclass" and not joint:
+        return average or "macro"
+    return average
+
+
+def read_target(y, metric, average, classes=None):
+    """``(classes_, Problem)`` of a validated target ``y`` for an estimator
+    with ``metric`` and ``average``; with ``classes``, the classes of a
+    previous ``partial_fit`` (labels outside them are an error)."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        target_type = type_of_target(y)
+        if target_type != "multilabel-indicator":
+            raise ValueError(
+                f"y of shape {y.shape} is a {target_type} target; the AnyLoss "
+                "estimators take a 1d target (binary or multiclass) or a "
+                "multilabel indicator matrix of 0 and 1 (n_samples, n_labels)."
+            )
+        Y = np.ascontiguousarray(y, dtype=np.uint8)
+        if classes is not None and classes.shape[0] != Y.shape[1]:
+            raise ValueError(
+                f"y has {Y.shape[1]} labels; the first partial_fit had "
+                f"{classes.shape[0]}."
+            )
+        problem = Problem(
+            "multilabel", Y, None, resolve_average("multilabel", metric, average)
+        )
+        return np.arange(Y.shape[1]), problem
+    y = column_or_1d(y, warn=True)
+    if classes is None:
+        classes, y_index = encode_target(y)
+    else:
+        unknown = np.setdiff1d(np.unique(y), classes)
+        if unknown.size:
+            raise ValueError(
+                f"y has labels {unknown!r} that are not in the classes {classes!r} "
+                "given to the first partial_fit."
+            )
+        y_index = np.searchsorted(classes, y)
+    K = classes.shape[0]
+    kind = "binary" if K == 2 else "multiclass"
+    if kind == "binary":
+        Y = (y_index == 1).astype(np.uint8)[:, None]
+    else:
+        Y = (y_index[:, None] == np.arange(K)).astype(np.uint8)
+    return classes, Problem(kind, Y, y_index, resolve_average(kind, metric, average))
+
+
+def check_target_weights(problem, sample_weight, classes):
+    """Raise a ``ValueError`` unless every class (every label's positives and
+    negatives) carries a positive share of the sample weight."""
+    if problem.kind == "multilabel":
+        w, _ = scaled_weights(sample_weight)
+        for j, column in enumerate(problem.Y.T):
+            on = w[column.astype(bool)].sum() > 0
+            off = w[~column.astype(bool)].sum() > 0
+            if not (on and off):
+                raise ValueError(
+                    f"Label {j} of the multilabel target is {1 if on else 0} for "
+                    "every sample with positive sample_weight: a label that is "
+                    "always on or always off cannot be learned, and its metric is "
+                    "undefined. Every label needs positive and negative samples; "
+                    "drop such columns, e.g. y[:, y.min(axis=0) != y.max(axis=0)]."
+                )
+        return
+    labels = [classes[1]] if problem.kind == "binary" else classes
+    for column, label in zip(problem.Y.T, labels):
+        check_class_weights(column, sample_weight, label)
+
+
 def sample_weight_array(sample_weight, X):
     """The validated sample weights as a float64 array, ones when
     ``sample_weight`` is None: the one form in which the backends take them."""
@@ -145,13 +307,6 @@ def sample_weight_array(sample_weight, X):
     return _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
-
-
-def binary_problems(y_index, n_classes):
-    """The 0/1 targets to fit: one for a binary target, one per class otherwise."""
-    if n_classes == 2:
-        return [(y_index == 1).astype(np.uint8)]
-    return [(y_index == k).astype(np.uint8) for k in range(n_classes)]
 
 
 def scaled_weights(sample_weight):
@@ -169,6 +324,13 @@ def weight_total(sample_weight):
     from the scaled weights: ``inf`` only if the total itself overflows."""
     w, e = scaled_weights(sample_weight)
     return float(np.ldexp(w.sum(), e))
+
+
+def weight_share(column, sample_weight):
+    """The weighted share of the rows where ``column`` is 1, computed from the
+    scaled weights so that huge weights do not overflow the total."""
+    w, _ = scaled_weights(sample_weight)
+    return float(np.dot(column, w) / w.sum())
 
 
 def label_text(label):
@@ -208,28 +370,41 @@ def check_finite_parameters(theta, dtype):
         )
 
 
-def proba_from_scores(scores):
-    """``predict_log_proba`` from raw scores ``z`` (n,) or (n, n_classes).
+def proba_from_scores(scores, kind):
+    """``predict_log_proba`` from raw scores ``z`` of a ``kind`` target, in
+    float64 whatever the scores' dtype, without overflow or NaN.
 
-    Binary: ``[log sigmoid(-z), log sigmoid(z)]``.  One-vs-rest: the per-class
-    probabilities ``sigmoid(z_k)`` normalised to sum to one, in the log domain
-    and in float64 whatever the scores' dtype, each row shifted by its
-    largest value first, so that saturated scores give no NaN and rows that
-    sum to one.
+    Binary: ``[log sigmoid(-z), log sigmoid(z)]``.  Multiclass: the log of
+    the softmax of each row.  Multilabel: ``log sigmoid(z_l)`` of each label.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim == 1:
+    if kind == "binary":
         return np.column_stack([log_expit(-scores), log_expit(scores)])
-    log_p = log_expit(scores)
-    log_p -= log_p.max(axis=1, keepdims=True)
-    return log_p - logsumexp(log_p, axis=1, keepdims=True)
+    if kind == "multiclass":
+        return log_softmax(scores, axis=1)
+    return log_expit(scores)
 
 
-def labels_from_scores(scores, classes):
-    """Predicted labels: ``sigmoid(z) >= 1/2`` (binary) or the top score."""
-    if scores.ndim == 1:
-        return classes[(expit(scores) >= 0.5).astype(np.intp)]
-    return classes[np.argmax(scores, axis=1)]
+def outputs_of_scores(scores, kind):
+    """The 0/1 outputs (n, n_outputs) the decision rule gives to raw scores of
+    a ``kind`` target, encoded as ``Problem.Y`` encodes the target."""
+    if kind == "multiclass":
+        Y = np.zeros(scores.shape, dtype=np.uint8)
+        Y[np.arange(scores.shape[0]), np.argmax(scores, axis=1)] = 1
+        return Y
+    return (expit(scores) >= 0.5).reshape(scores.shape[0], -1).astype(np.uint8)
+
+
+def labels_from_scores(scores, classes, kind):
+    """Predicted labels of a ``kind`` target: ``sigmoid(z) >= 1/2`` (binary,
+    each label of a multilabel target, as an indicator matrix) or the top
+    score (multiclass): the decision rules the models are trained for."""
+    if kind == "multiclass":
+        return classes[np.argmax(scores, axis=1)]
+    positive = expit(scores) >= 0.5
+    if kind == "binary":
+        return classes[positive.astype(np.intp)]
+    return positive.astype(int)
 
 
 class AnyLossEstimator(ClassifierMixin, BaseEstimator):
@@ -237,8 +412,14 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
     ``predict_proba`` and ``predict_log_proba`` from the raw output scores.
 
     A subclass implements ``_fit(X, y, sample_weight)`` and ``_forward(X)``,
-    the raw output scores of validated data.
+    the raw output scores of validated data, and sets ``_target_kind`` (see
+    :class:`Problem`) when it fits.
     """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
     def _scores(self, X):
         check_is_fitted(self)
@@ -266,8 +447,7 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
             Training data. float32 data is trained in float32 storage (never
             upcast); other numeric data is converted to float64.
 
-        y : array-like of shape (n_samples,)
-            Target labels, at least two classes.
+        {y}
 
         {sample_weight}
 
@@ -277,17 +457,18 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
 
     @fill_doc
     def predict(self, X):
-        """Predict class labels: the positive class where ``p >= 0.5``.
+        """Predict class labels with the decision rule trained for.
 
         {X_parameters}
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels; for a multiclass target, the class with the
-            highest one-vs-rest score.
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Binary target: the positive class where ``p >= 0.5``. Multiclass:
+            the most probable class. Multilabel: the indicator matrix of the
+            labels with ``p >= 0.5``.
         """
-        return labels_from_scores(self._scores(X), self.classes_)
+        return labels_from_scores(self._scores(X), self.classes_, self._target_kind)
 
     @fill_doc
     def predict_proba(self, X):
@@ -297,9 +478,11 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
-            ``[1 - p, p]`` with ``p = sigmoid(z)`` of the output score ``z`` for
-            a binary target; the normalised one-vs-rest probabilities otherwise.
+        proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
+            Binary target: ``[1 - p, p]`` with ``p = sigmoid(z)`` of the
+            output score ``z``. Multiclass: ``softmax(z)`` of the scores, rows
+            summing to one. Multilabel: ``sigmoid(z_l)``, each label's
+            probability.
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -311,7 +494,8 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities of the classes, in the order of ``classes_``.
+        log_proba : ndarray of shape (n_samples, n_classes) or \
+                (n_samples, n_labels)
+            Log-probabilities, in the order of ``classes_``.
         """
-        return proba_from_scores(self._scores(X))
+        return proba_from_scores(self._scores(X), self._target_kind)

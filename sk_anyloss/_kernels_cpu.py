@@ -43,6 +43,8 @@ from numba import types as nbtypes
 from . import _optim
 from ._backend import compiled_for, cpu_kernel, one_blas_thread
 from ._base import scaled_weights, weight_total
+from ._metrics_multi import LABELS, MATRIX, work_size
+from ._settings import SOFTMAX
 
 CHUNK_ROWS = 1024
 BLOCK_ROWS = 16
@@ -60,11 +62,13 @@ _update = njit(error_model="numpy")(_update.py_func)
 # --------------------------------------------------------------------------
 # Metrics as first-class functions
 #
-# ``metric(cm, k, scale, params, partials) -> value``: ``cm`` points to the
-# k x k confusion matrix (2 x 2, ``[tn, fp, fn, tp]``, for a binary target),
+# ``metric(cm, k, scale, params, partials) -> value`` in one of the two
+# layouts of ``_metrics_multi``: ``LABELS``, ``cm`` points to ``k`` binary
+# matrices ``[tn, fp, fn, tp]`` (a binary target is one label), or
+# ``MATRIX``, ``cm`` points to a k x k multiclass matrix.  Each matrix is
 # normalised to sum to one, ``scale`` is its total weight (a user's function
-# sees counts, ``cm * scale``), ``params`` points to the metric's parameters,
-# ``partials`` receives dM/dcm.
+# sees counts, ``cm * scale``), ``params`` points to the metric's parameters
+# (``[beta, average code]``), ``partials`` receives dM/dcm.
 
 _POINTER = nbtypes.CPointer(nbtypes.float64)
 METRIC_SIGNATURE = nbtypes.float64(
@@ -72,47 +76,62 @@ METRIC_SIGNATURE = nbtypes.float64(
 )
 
 
-def _binary_metric(cm, k, scale, params, partials):
-    # ``array_form`` is a global of each build (see cpu_metric).
-    return array_form(  # noqa: F821
-        carray(cm, (4,)), scale, carray(params, (1,)), carray(partials, (4,))
-    )
+def _labels_metric(cm, k, scale, params, partials):
+    # ``binary`` and ``labels`` are globals of each build (see cpu_metric).
+    p = carray(params, (2,))
+    if k == 1:  # one label: the binary metric itself, no scratch space
+        return binary(carray(cm, (4,)), scale, p, carray(partials, (4,)))  # noqa: F821
+    return labels(  # noqa: F821
+        carray(cm, (4 * k,)), scale, p, carray(partials, (4 * k,)),
+        np.empty(work_size(LABELS, k)),
+    )  # fmt: skip
+
+
+def _matrix_metric(cm, k, scale, params, partials):
+    # ``matrix`` is a global of each build (see cpu_metric).
+    return matrix(  # noqa: F821
+        carray(cm, (k, k)), scale, carray(params, (2,)), carray(partials, (k, k)),
+        np.empty(work_size(MATRIX, k)),
+    )  # fmt: skip
 
 
 @cache
-def cpu_array_form(metric):
-    """``metric``'s array form compiled for the CPU: a function of its own,
-    which the ``cfunc`` of :func:`cpu_metric` calls."""
+def cpu_forms(metric):
+    """``metric``'s ``(binary, labels, matrix)`` forms compiled for the CPU:
+    functions of their own, which the ``cfunc`` of :func:`cpu_metric`
+    calls."""
     # Called from compiled code only: no Python wrapper to generate, which
     # halves the time a user's metric takes to compile.
-    jit = njit(
-        error_model="numpy",
-        cache=metric.cacheable,
-        no_cpython_wrapper=True,
-        no_cfunc_wrapper=True,
-    )
-    return metric.array_form(jit, f"cpu_metric_{metric.key}_array_form")
+    jit = njit(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    qualname = f"cpu_metric_{metric.key}_array_form"
+    return (metric.array_form(jit, qualname), *metric.forms(jit, qualname))
+
+
+def cpu_metric(metric, layout=LABELS):
+    """``metric`` (a ``_metrics.Metric``) compiled as the loops call it in
+    ``layout``: a ``cfunc`` of ``METRIC_SIGNATURE``, compiled once per
+    process and layout (and cached on disk, where the metric is
+    ``cacheable``)."""
+    return _compiled_metric(metric, layout)
 
 
 @cache
-def _compiled_metric(metric):
-    qualname = f"cpu_metric_{metric.key}"
-    env = dict(_binary_metric.__globals__)
-    env["array_form"] = cpu_array_form(metric)
-    fn = types.FunctionType(_binary_metric.__code__, env, qualname)
+def _compiled_metric(metric, layout):
+    source = _labels_metric if layout == LABELS else _matrix_metric
+    qualname = f"cpu_metric_{metric.key}_{'labels' if layout == LABELS else 'matrix'}"
+    env = dict(source.__globals__)
+    env["binary"], env["labels"], env["matrix"] = cpu_forms(metric)
+    fn = types.FunctionType(source.__code__, env, qualname)
     fn.__qualname__ = qualname
     return cfunc(METRIC_SIGNATURE, cache=metric.cacheable, error_model="numpy")(fn)
 
 
-def cpu_metric(metric):
-    """``metric`` (a ``_metrics.Metric``) compiled as the loops call it:
-    a ``cfunc`` of ``METRIC_SIGNATURE``, compiled once per process (and
-    cached on disk)."""
-    return _compiled_metric(metric)
-
-
 # --------------------------------------------------------------------------
-# Linear model: the pass over X
+# Linear model: one pass over X
+#
+# Parameters: one row ``[w_k, b_k]`` (d + 1 entries) per output, row-major in
+# ``theta``: one output for a binary target, one per label for a multilabel
+# target, one per class for a multiclass target.
 
 
 @njit(inline="always")
@@ -165,18 +184,90 @@ def _sigmoid_softplus(t):
 
 
 @njit(inline="always")
+def softmax(z, K, out):
+    """``out[:K] = softmax(z[:K])`` (``out`` may be ``z``); returns ``(top,
+    total)``: the index of the largest score (the first on ties) and
+    ``sum_k exp(z_k - z_top)``, so that ``log softmax(z)_k = z_k - z_top -
+    log(total)``."""
+    top = 0
+    for k in range(1, K):
+        if z[k] > z[top]:
+            top = k
+    largest = z[top]
+    total = 0.0
+    for k in range(K):
+        e = math.exp(z[k] - largest)
+        out[k] = e
+        total += e
+    inv = 1.0 / total
+    for k in range(K):
+        out[k] *= inv
+    return top, total
+
+
+@njit(inline="always")
+def softmax_jvp(q, v, top, K, out):
+    """``out = (diag(q) - q q^T) v``: the Jacobian of the softmax (symmetric)
+    at the probabilities ``q`` times ``v``.  Entry ``top`` (the largest
+    ``q``) is computed as ``q_top sum_{m != top} q_m (v_top - v_m)``: nothing
+    cancels where ``q_top`` rounds to 1."""
+    r = 0.0
+    for m in range(K):
+        r += q[m] * v[m]
+    rest = 0.0
+    for m in range(K):
+        if m != top:
+            out[m] = q[m] * (v[m] - r)
+            rest += q[m] * (v[top] - v[m])
+    out[top] = q[top] * rest
+
+
+@njit(inline="always")
+def amplified_softmax(z, K, amplifier, p, a):
+    """``p = softmax(z)`` and the soft class assignment ``a = softmax(c p)``
+    with ``c = amplifier / 2`` (for two classes, the binary ``A``); returns
+    the top class, the largest entry of ``z``, ``p`` and ``a`` alike."""
+    top, _ = softmax(z, K, p)
+    c = 0.5 * amplifier
+    for k in range(K):
+        a[k] = c * p[k]
+    softmax(a, K, a)
+    return top
+
+
+@njit(inline="always")
+def softmax_metric_dz(p, a, top, v, K, amplifier, u, out):
+    """``out = d M / d z`` of a row with probabilities ``p``, assignment
+    ``a`` and ``v = dM/dC[y, :]`` (its true class's row): the Jacobians of
+    both softmaxes, ``J_p (c J_a v)``; ``u`` is scratch."""
+    softmax_jvp(a, v, top, K, u)
+    c = 0.5 * amplifier
+    for k in range(K):
+        u[k] *= c
+    softmax_jvp(p, u, top, K, out)
+
+
+@njit(inline="always")
 def n_chunks(n):
     """Number of row chunks (rows of ``part``) of a pass over ``n`` rows."""
     return (n + CHUNK_ROWS - 1) // CHUNK_ROWS
 
 
 @njit(inline="always")
-def _linear_pass(X, y, sw, theta, amplifier, logistic, part):
-    """One pass over ``X``: per-chunk sums into ``part`` (n_chunks, 2 d + 4).
+def label_width(d):
+    """Entries of one label's sums in a row of ``part`` (see _labels_pass)."""
+    return 2 * d + 4
 
-    Row ``c`` of ``part`` receives, over the rows of chunk ``c``:
-    ``[sum_{y=1} h x (d), sum_{y=0} h x (d), sum_{y=1} h, sum_{y=0} h,
-    TP = sum_{y=1} s a, FP = sum_{y=0} s a]``.
+
+@njit(inline="always")
+def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
+    """One pass over ``X`` for independent sigmoid outputs, one per column
+    of ``Y``: per-chunk sums into ``part`` (n_chunks, L (2 d + 4)).
+
+    Label ``l``'s block of row ``c`` of ``part`` receives, over the rows of
+    chunk ``c``: ``[sum_{y=1} h x (d), sum_{y=0} h x (d), sum_{y=1} h,
+    sum_{y=0} h, TP = sum_{y=1} s a, FP = sum_{y=0} s a]``, with
+    ``h = s dA/dz``.
 
     With ``logistic`` the same sums serve the log-loss of the warm-up:
     ``h = s sigmoid(-z)`` for positives and ``s sigmoid(z)`` for negatives
@@ -184,54 +275,194 @@ def _linear_pass(X, y, sw, theta, amplifier, logistic, part):
     slots hold the class-wise log-loss sums instead of TP and FP.
     """
     n, d = X.shape
-    w = theta[:d].copy()  # a private copy: no aliasing with the outputs
-    b = theta[d]
+    L = Y.shape[1]
+    width = label_width(d)
+    # A private copy: no aliasing with the outputs.
+    W = theta[: L * (d + 1)].reshape((L, d + 1)).copy()
     for c in prange(part.shape[0]):
-        # Chunk-local accumulators, written to ``part`` once at the end.
-        acc1 = np.zeros(d)
-        acc0 = np.zeros(d)
-        h1 = 0.0
-        h0 = 0.0
-        tp = 0.0
-        fp = 0.0
-        hb = np.empty(BLOCK_ROWS)
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
-        # Blocks of rows in three stages (scores, amplification, accumulation)
-        # so that independent rows overlap instead of waiting on exp's latency.
+        hb = np.empty(BLOCK_ROWS)
+        for lab in range(L):
+            w = W[lab]
+            b = w[d]
+            # Chunk-local accumulators, written to ``part`` once at the end.
+            acc1 = np.zeros(d)
+            acc0 = np.zeros(d)
+            h1 = 0.0
+            h0 = 0.0
+            tp = 0.0
+            fp = 0.0
+            # Blocks of rows in three stages (scores, amplification,
+            # accumulation) so that independent rows overlap instead of
+            # waiting on exp's latency.
+            for i0 in range(start, stop, BLOCK_ROWS):
+                i1 = min(i0 + BLOCK_ROWS, stop)
+                for i in range(i0, i1):
+                    hb[i - i0] = b + _dot(X[i], w, d)
+                for i in range(i0, i1):
+                    s = sw[i]
+                    if logistic:
+                        z = hb[i - i0]
+                        dadz, a = _sigmoid_softplus(-z if Y[i, lab] else z)
+                    else:
+                        a, dadz = amplified(hb[i - i0], amplifier)
+                    hb[i - i0] = s * dadz
+                    if Y[i, lab]:
+                        tp += s * a
+                    else:
+                        fp += s * a
+                for i in range(i0, i1):
+                    xi = X[i]
+                    h = hb[i - i0]
+                    if Y[i, lab]:
+                        h1 += h
+                        for j in range(d):
+                            acc1[j] += h * xi[j]
+                    else:
+                        h0 += h
+                        for j in range(d):
+                            acc0[j] += h * xi[j]
+            o = lab * width
+            part[c, o : o + d] = acc1
+            part[c, o + d : o + 2 * d] = acc0
+            part[c, o + 2 * d] = h1
+            part[c, o + 2 * d + 1] = h0
+            part[c, o + 2 * d + 2] = tp
+            part[c, o + 2 * d + 3] = fp
+
+
+@njit(inline="always")
+def _samples_pass(X, Y, sw, theta, amplifier, metric, params, part):
+    """One pass over ``X`` for ``average="samples"``: the metric of each
+    row's own matrix over its labels, weighted by the row's weight, and its
+    gradient, into ``part`` (n_chunks, L (d + 1) + 1): label ``l``'s
+    ``d M / d [w_l, b_l]``, then ``M``'s share of the chunk's rows."""
+    n, d = X.shape
+    L = Y.shape[1]
+    W = theta[: L * (d + 1)].reshape((L, d + 1)).copy()
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(part.shape[1])
+        zb = np.empty((BLOCK_ROWS, L))
+        cm = np.empty(4)
+        partials = np.empty(4)
+        for i0 in range(start, stop, BLOCK_ROWS):
+            i1 = min(i0 + BLOCK_ROWS, stop)
+            for lab in range(L):
+                w = W[lab]
+                for i in range(i0, i1):
+                    zb[i - i0, lab] = w[d] + _dot(X[i], w, d)
+            for i in range(i0, i1):
+                r = i - i0
+                for q in range(4):
+                    cm[q] = 0.0
+                for lab in range(L):
+                    a, _ = amplified(zb[r, lab], amplifier)
+                    if Y[i, lab]:
+                        cm[3] += a
+                        cm[2] += 1.0 - a
+                    else:
+                        cm[1] += a
+                        cm[0] += 1.0 - a
+                for q in range(4):
+                    cm[q] /= L
+                value = metric(cm.ctypes, 1, L, params.ctypes, partials.ctypes)
+                s = sw[i]
+                acc[L * (d + 1)] += s * value
+                for lab in range(L):
+                    _, dadz = amplified(zb[r, lab], amplifier)
+                    if Y[i, lab]:
+                        g = partials[3] - partials[2]
+                    else:
+                        g = partials[1] - partials[0]
+                    zb[r, lab] = s * g * dadz / L
+            for i in range(i0, i1):
+                xi = X[i]
+                for lab in range(L):
+                    h = zb[i - i0, lab]
+                    o = lab * (d + 1)
+                    for j in range(d):
+                        acc[o + j] += h * xi[j]
+                    acc[o + d] += h
+        part[c] = acc
+
+
+# Modes of a softmax pass.
+COUNTS, GRADIENT, LOGISTIC = 0, 1, 2
+
+
+@njit(inline="always")
+def softmax_width(mode, K, d):
+    """Entries of a row of ``part`` of a softmax pass in ``mode``."""
+    if mode == COUNTS:
+        return K * K
+    return K * (d + 1) + (1 if mode == LOGISTIC else 0)
+
+
+@njit(inline="always")
+def _softmax_pass(X, y, sw, theta, K, amplifier, mode, D, weights, part):
+    """One pass over ``X`` for a softmax output of ``K`` classes (``y`` the
+    rows' class indices): per-chunk sums into ``part``.
+
+    ``COUNTS``: the soft confusion matrix, ``C[y_i, :] += s_i a_i`` (K x K).
+    ``GRADIENT``: ``d M / d theta`` (laid out as ``theta``), ``D`` the
+    metric's ``dM/dC`` at the counts of the same ``theta``.  ``LOGISTIC``: the
+    gradient and the value of the warm-up's class-balanced multinomial
+    log-loss, each row weighted by ``weights[y_i]``, the value last.
+    """
+    n, d = X.shape
+    W = theta[: K * (d + 1)].reshape((K, d + 1)).copy()
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(part.shape[1])
+        zb = np.empty((BLOCK_ROWS, K))
+        p = np.empty(K)
+        a = np.empty(K)
+        u = np.empty(K)
         for i0 in range(start, stop, BLOCK_ROWS):
             i1 = min(i0 + BLOCK_ROWS, stop)
             for i in range(i0, i1):
-                hb[i - i0] = b + _dot(X[i], w, d)
-            for i in range(i0, i1):
-                s = sw[i]
-                if logistic:
-                    z = hb[i - i0]
-                    dadz, a = _sigmoid_softplus(-z if y[i] else z)
-                else:
-                    a, dadz = amplified(hb[i - i0], amplifier)
-                hb[i - i0] = s * dadz
-                if y[i]:
-                    tp += s * a
-                else:
-                    fp += s * a
-            for i in range(i0, i1):
                 xi = X[i]
-                h = hb[i - i0]
-                if y[i]:
-                    h1 += h
-                    for j in range(d):
-                        acc1[j] += h * xi[j]
+                for k in range(K):
+                    zb[i - i0, k] = W[k, d] + _dot(xi, W[k], d)
+            for i in range(i0, i1):
+                z = zb[i - i0]
+                s = sw[i]
+                t = y[i]
+                if mode == COUNTS:
+                    amplified_softmax(z, K, amplifier, p, a)
+                    for k in range(K):
+                        acc[t * K + k] += s * a[k]
+                elif mode == GRADIENT:
+                    top = amplified_softmax(z, K, amplifier, p, a)
+                    softmax_metric_dz(p, a, top, D[t], K, amplifier, u, z)
+                    for k in range(K):
+                        z[k] *= s
                 else:
-                    h0 += h
-                    for j in range(d):
-                        acc0[j] += h * xi[j]
-        part[c, :d] = acc1
-        part[c, d : 2 * d] = acc0
-        part[c, 2 * d] = h1
-        part[c, 2 * d + 1] = h0
-        part[c, 2 * d + 2] = tp
-        part[c, 2 * d + 3] = fp
+                    weight = s * weights[t]
+                    top, total = softmax(z, K, p)
+                    # -log p_t, from the scores before ``z`` is overwritten
+                    acc[K * (d + 1)] += weight * (math.log(total) + (z[top] - z[t]))
+                    # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{m != t} p_m
+                    rest = 0.0
+                    for k in range(K):
+                        z[k] = weight * p[k]
+                        if k != t:
+                            rest += p[k]
+                    z[t] = -weight * rest
+            if mode != COUNTS:
+                for i in range(i0, i1):
+                    xi = X[i]
+                    for k in range(K):
+                        h = zb[i - i0, k]
+                        o = k * (d + 1)
+                        for j in range(d):
+                            acc[o + j] += h * xi[j]
+                        acc[o + d] += h
+        part[c] = acc
 
 
 @njit(inline="always")
@@ -257,7 +488,7 @@ def _binary_cm(tp, fp, pos, neg, cm):
 
 @njit(inline="always")
 def _gradient(total, d, g1, g0, alpha, fit_intercept, theta, grad):
-    """``grad = -(g1 S1 + g0 S0) + alpha [w, 0]`` from a pass's sums;
+    """``grad = -(g1 S1 + g0 S0) + alpha [w, 0]`` from a label's sums;
     returns ``|w|^2``."""
     squares = 0.0
     for j in range(d):
@@ -271,29 +502,72 @@ def _gradient(total, d, g1, g0, alpha, fit_intercept, theta, grad):
 
 
 @njit(inline="always")
-def _metric_loss(total, value, partials, alpha, fit_intercept, theta, grad):
-    """Loss ``1 - M + alpha/2 |w|^2`` and its gradient (into ``grad``) from a
-    pass's sums, ``M``'s value and its partials ``[d_tn, d_fp, d_fn, d_tp]``."""
-    d = theta.shape[0] - 1
-    g1 = partials[3] - partials[2]
-    g0 = partials[1] - partials[0]
-    squares = _gradient(total, d, g1, g0, alpha, fit_intercept, theta, grad)
+def _rows_gradient(total, d, sign, alpha, fit_intercept, theta, grad):
+    """``grad = sign * total + alpha [w_k, 0]`` from a pass's gradient sums
+    ``total``, laid out as ``theta`` (a ``[w_k, b_k]`` row of ``d + 1``
+    entries per output); returns ``sum_k |w_k|^2``."""
+    squares = 0.0
+    for o in range(0, theta.shape[0], d + 1):
+        for j in range(o, o + d):
+            grad[j] = sign * total[j] + alpha * theta[j]
+            squares += theta[j] * theta[j]
+        grad[o + d] = sign * total[o + d] if fit_intercept else 0.0
+    return squares
+
+
+@njit(inline="always")
+def _labels_cms(total, target, d, cms):
+    """Each label's ``[tn, fp, fn, tp]`` from a pass's sums, into ``cms``."""
+    width = label_width(d)
+    for lab in range(target.Y.shape[1]):
+        o = lab * width
+        _binary_cm(
+            total[o + 2 * d + 2], total[o + 2 * d + 3], target.pos[lab],
+            target.neg[lab], cms[4 * lab : 4 * lab + 4],
+        )  # fmt: skip
+
+
+@njit(inline="always")
+def _labels_metric_loss(total, value, partials, alpha, fit_intercept, theta, grad):
+    """Loss ``1 - M + alpha/2 sum |w_l|^2`` and its gradient (into ``grad``)
+    from a pass's sums, ``M``'s value and its partials (4 per label)."""
+    L = partials.shape[0] // 4
+    d = theta.shape[0] // L - 1
+    width = label_width(d)
+    squares = 0.0
+    for lab in range(L):
+        g1 = partials[4 * lab + 3] - partials[4 * lab + 2]
+        g0 = partials[4 * lab + 1] - partials[4 * lab]
+        o = lab * (d + 1)
+        squares += _gradient(
+            total[lab * width : (lab + 1) * width], d, g1, g0, alpha, fit_intercept,
+            theta[o : o + d + 1], grad[o : o + d + 1],
+        )  # fmt: skip
     return 1.0 - value + 0.5 * alpha * squares
 
 
 @njit(inline="always")
 def _log_loss(total, target, alpha, fit_intercept, theta, grad):
-    """The warm-up's loss from a logistic pass's sums: the class-balanced
-    log-loss ``L1 / (2 pos) + L0 / (2 neg)`` plus ``alpha/2 |w|^2``, and its
-    gradient (into ``grad``)."""
-    d = theta.shape[0] - 1
-    pos = target.pos
-    neg = target.neg
-    value = 1.0 - (total[2 * d + 2] / (2.0 * pos) + total[2 * d + 3] / (2.0 * neg))
-    squares = _gradient(
-        total, d, 0.5 / pos, -0.5 / neg, alpha, fit_intercept, theta, grad
-    )
-    return 1.0 - value + 0.5 * alpha * squares
+    """The warm-up's loss from a logistic pass's sums: each label's
+    class-balanced log-loss ``L1 / (2 pos) + L0 / (2 neg)``, summed over the
+    labels, plus ``alpha/2 sum |w_l|^2``, and its gradient (into ``grad``):
+    each label's term is the objective of its own logistic regression."""
+    L = target.Y.shape[1]
+    d = theta.shape[0] // L - 1
+    width = label_width(d)
+    loss = 0.0
+    for lab in range(L):
+        t = total[lab * width : (lab + 1) * width]
+        pos = target.pos[lab]
+        neg = target.neg[lab]
+        value = 1.0 - (t[2 * d + 2] / (2.0 * pos) + t[2 * d + 3] / (2.0 * neg))
+        o = lab * (d + 1)
+        squares = _gradient(
+            t, d, 0.5 / pos, -0.5 / neg, alpha, fit_intercept, theta[o : o + d + 1],
+            grad[o : o + d + 1],
+        )  # fmt: skip
+        loss += 1.0 - value + 0.5 * alpha * squares
+    return loss
 
 
 # Slots of ``LoopState.counts``.
@@ -346,19 +620,23 @@ def _end_iteration(loss, theta, grad, settings, state, curve):
 @njit(inline="always")
 def _metric_loss_grad(total, target, theta, grad, metric, params, alpha,
                       fit_intercept):  # fmt: skip
-    """The metric loss and its gradient (into ``grad``) from a pass's sums."""
-    d = theta.shape[0] - 1
-    cm = np.empty(4)
-    partials = np.empty(4)
-    _binary_cm(total[2 * d + 2], total[2 * d + 3], target.pos, target.neg, cm)
-    value = metric(cm.ctypes, 2, target.scale, params.ctypes, partials.ctypes)
-    return _metric_loss(total, value, partials, alpha, fit_intercept, theta, grad)
+    """The metric loss and its gradient (into ``grad``) from a labels
+    pass's sums."""
+    L = target.Y.shape[1]
+    d = theta.shape[0] // L - 1
+    cms = np.empty(4 * L)
+    partials = np.empty(4 * L)
+    _labels_cms(total, target, d, cms)
+    value = metric(cms.ctypes, target.k, target.scale, params.ctypes, partials.ctypes)
+    return _labels_metric_loss(
+        total, value, partials, alpha, fit_intercept, theta, grad
+    )
 
 
 @njit(inline="always")
 def _metric_step(total, target, theta, grad, settings, metric, params, state, curve):
-    """One iteration after its pass: the metric, the loss and its gradient,
-    the optimiser's step and the stopping rule."""
+    """One iteration after its labels pass: the metric, the loss and its
+    gradient, the optimiser's step and the stopping rule."""
     loss = _metric_loss_grad(
         total, target, theta, grad, metric, params, settings.alpha,
         settings.fit_intercept,
@@ -366,10 +644,17 @@ def _metric_step(total, target, theta, grad, settings, metric, params, state, cu
     _end_iteration(loss, theta, grad, settings, state, curve)
 
 
-def _pass_source(X, y, sw, theta, amplifier, logistic):
-    """One pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
-    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
-    _linear_pass(X, y, sw, theta, amplifier, logistic, part)
+def _pass_source(X, Y, sw, theta, amplifier, logistic):
+    """One labels pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
+    part = np.empty((n_chunks(X.shape[0]), Y.shape[1] * label_width(X.shape[1])))
+    _labels_pass(X, Y, sw, theta, amplifier, logistic, part)
+    return part
+
+
+def _softmax_pass_source(X, y, sw, theta, K, amplifier, mode, D, weights):
+    """One softmax pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
+    part = np.empty((n_chunks(X.shape[0]), softmax_width(mode, K, X.shape[1])))
+    _softmax_pass(X, y, sw, theta, K, amplifier, mode, D, weights, part)
     return part
 
 
@@ -380,27 +665,97 @@ def _log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, grad):
     on its way out, and a Ctrl-C arriving then surfaced as a ``SystemError``
     instead of a ``KeyboardInterrupt``.
     """
-    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
+    part = np.empty((n_chunks(X.shape[0]), target.Y.shape[1] * label_width(X.shape[1])))
     total = np.empty(part.shape[1])
-    _linear_pass(X, target.y, sw, theta, 1.0, True, part)
+    _labels_pass(X, target.Y, sw, theta, 1.0, True, part)
     _reduce_chunks(part, total)
     return _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
 
+def _softmax_log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, grad):
+    """The multinomial warm-up's loss at ``theta`` (one pass), its gradient
+    into ``grad``: the class-balanced mean log-loss, each class's mean
+    weighted alike, plus ``alpha/2 sum |w_k|^2``."""
+    K = target.weights.shape[0]
+    d = X.shape[1]
+    part = np.empty((n_chunks(X.shape[0]), softmax_width(LOGISTIC, K, d)))
+    total = np.empty(part.shape[1])
+    _softmax_pass(X, target.y, sw, theta, K, 1.0, LOGISTIC, np.empty((1, K)),
+                  target.weights, part)  # fmt: skip
+    _reduce_chunks(part, total)
+    squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
+    return total[K * (d + 1)] + 0.5 * alpha * squares
+
+
 def _fit_source(X, target, sw, theta, settings, metric, params, state, curve,
                 max_calls):  # fmt: skip
-    """Iterations of the metric loop from ``state``, updating ``theta`` in
-    place, until the loop stops or ``max_calls`` iterations have run; returns
-    the status (``RUNNING`` if the loop was only paused)."""
-    part = np.empty((n_chunks(X.shape[0]), 2 * X.shape[1] + 4))
+    """Iterations of the metric loop of a labels target from ``state``,
+    updating ``theta`` in place, until the loop stops or ``max_calls``
+    iterations have run; returns the status (``RUNNING`` if the loop was
+    only paused)."""
+    part = np.empty((n_chunks(X.shape[0]), target.Y.shape[1] * label_width(X.shape[1])))
     total = np.empty(part.shape[1])
     grad = np.empty(theta.shape[0])
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _linear_pass(X, target.y, sw, theta, settings.amplifier, False, part)
+        _labels_pass(X, target.Y, sw, theta, settings.amplifier, False, part)
         _reduce_chunks(part, total)
         _metric_step(total, target, theta, grad, settings, metric, params, state, curve)
+    return state.counts[STATUS]
+
+
+def _fit_samples_source(X, target, sw, theta, settings, metric, params, state, curve,
+                        max_calls):  # fmt: skip
+    """``_fit_source`` for ``average="samples"``: one pass an iteration."""
+    L = target.Y.shape[1]
+    d = X.shape[1]
+    part = np.empty((n_chunks(X.shape[0]), L * (d + 1) + 1))
+    total = np.empty(part.shape[1])
+    grad = np.empty(theta.shape[0])
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _samples_pass(X, target.Y, sw, theta, settings.amplifier, metric, params, part)
+        _reduce_chunks(part, total)
+        squares = _rows_gradient(
+            total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+        )
+        loss = 1.0 - total[L * (d + 1)] + 0.5 * settings.alpha * squares
+        _end_iteration(loss, theta, grad, settings, state, curve)
+    return state.counts[STATUS]
+
+
+def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, curve,
+                        max_calls):  # fmt: skip
+    """``_fit_source`` for a classes target: two passes an iteration, the
+    first for the soft confusion matrix, the second for the gradient through
+    the metric's ``dM/dC`` there."""
+    K = target.weights.shape[0]
+    d = X.shape[1]
+    rows = n_chunks(X.shape[0])
+    counts = np.empty((rows, K * K))
+    C = np.empty(K * K)
+    D = np.empty((K, K))
+    part = np.empty((rows, softmax_width(GRADIENT, K, d)))
+    total = np.empty(part.shape[1])
+    grad = np.empty(theta.shape[0])
+    amplifier = settings.amplifier
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _softmax_pass(X, target.y, sw, theta, K, amplifier, COUNTS, D, target.weights,
+                      counts)  # fmt: skip
+        _reduce_chunks(counts, C)
+        value = metric(C.ctypes, K, target.scale, params.ctypes, D.ctypes)
+        _softmax_pass(X, target.y, sw, theta, K, amplifier, GRADIENT, D,
+                      target.weights, part)  # fmt: skip
+        _reduce_chunks(part, total)
+        squares = _rows_gradient(
+            total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+        )
+        loss = 1.0 - value + 0.5 * settings.alpha * squares
+        _end_iteration(loss, theta, grad, settings, state, curve)
     return state.counts[STATUS]
 
 
@@ -432,13 +787,18 @@ class _Variants:
 
 
 linear_pass = _Variants(_pass_source)
+softmax_pass = _Variants(_softmax_pass_source)
 log_loss_grad = _Variants(_log_loss_grad_source)
+softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
 fit_linear = _Variants(_fit_source)
+fit_samples = _Variants(_fit_samples_source)
+fit_softmax = _Variants(_fit_softmax_source)
 
 # What follows a pass, for code that runs passes from the host (the tests,
 # the Dask backend).
 metric_loss_grad = njit(cache=True, error_model="numpy")(_metric_loss_grad.py_func)
 metric_step = njit(cache=True, error_model="numpy")(_metric_step.py_func)
+rows_gradient = njit(cache=True, error_model="numpy")(_rows_gradient.py_func)
 
 
 @njit(cache=True, error_model="numpy")
@@ -449,14 +809,32 @@ def reduce_chunks(part):
     return total
 
 
-class BinaryTarget(NamedTuple):
-    """One binary problem of a linear fit: 0/1 labels, the class masses (the
-    shares of the total weight) and the total weight (the number of rows
-    when unweighted): the scale of the counts a user's metric sees."""
+class LabelsTarget(NamedTuple):
+    """Independent sigmoid outputs, one per column of ``Y`` (a binary target
+    is one label): the 0/1 labels ``Y`` (n, L) uint8, each label's class
+    masses ``pos``, ``neg`` (L,) (shares of the total weight), the total
+    weight ``scale`` (the number of rows when unweighted: the scale of the
+    counts a user's metric sees), the metric's ``layout`` and the ``k`` it is
+    called with (``LABELS`` and ``L``; or ``MATRIX`` and 2 for a binary
+    target's 2 x 2 matrix, where the metric averages over both classes) and
+    ``samples`` (the metric of each row's labels, averaged over rows)."""
+
+    Y: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+    scale: float
+    k: int
+    layout: int
+    samples: bool
+
+
+class ClassesTarget(NamedTuple):
+    """A softmax output over ``K`` classes: the rows' class indices ``y``
+    (n,) int32, each class's weight in the warm-up's class-balanced
+    log-loss, ``1 / (K share)`` (K,), and the total weight ``scale``."""
 
     y: np.ndarray
-    pos: float
-    neg: float
+    weights: np.ndarray
     scale: float
 
 
@@ -467,20 +845,41 @@ def normalised_weights(sample_weight):
     return w / w.sum()
 
 
-def class_masses(y01, sample_weight):
-    """Shares ``(pos, neg)`` of the total weight on the positives and the
-    negatives; exact class proportions for uniform weights."""
+def class_masses(Y, sample_weight):
+    """Each column's shares ``(pos, neg)`` of the total weight on its
+    positives and its negatives (arrays); exact class proportions for
+    uniform weights."""
     w, _ = scaled_weights(sample_weight)
-    mask = y01.astype(bool)
     total = w.sum()
-    return float(w[mask].sum() / total), float(w[~mask].sum() / total)
+    pos = np.array([w[column.astype(bool)].sum() for column in Y.T]) / total
+    neg = np.array([w[~column.astype(bool)].sum() for column in Y.T]) / total
+    return pos, neg
+
+
+def make_target(problem, sample_weight, device_array=np.ascontiguousarray):
+    """The kernels' target of ``problem`` (a ``_base.Problem``), its labels
+    placed by ``device_array`` (a CPU array, or a copy on the GPU)."""
+    total = weight_total(sample_weight)
+    if problem.kind == "multiclass":
+        w, _ = scaled_weights(sample_weight)
+        K = problem.n_outputs
+        shares = np.bincount(problem.y, weights=w, minlength=K) / w.sum()
+        return ClassesTarget(
+            device_array(problem.y.astype(np.int32)), 1.0 / (K * shares), total
+        )
+    Y = np.ascontiguousarray(problem.Y, dtype=np.uint8)
+    pos, neg = class_masses(Y, sample_weight)
+    return LabelsTarget(
+        device_array(Y), pos, neg, total, problem.metric_k, problem.layout,
+        problem.average == "samples",
+    )  # fmt: skip
 
 
 class LinearBackend:
     """The linear model's full-batch passes over one ``X``, on the CPU.
 
     ``LinearBackend(X, sample_weight)`` keeps the data; :meth:`target` makes
-    a binary problem of it, :meth:`log_loss` evaluates the warm-up's loss and
+    a problem's target, :meth:`log_loss` evaluates the warm-up's loss and
     :meth:`fit` runs the metric loop. Whether a pass runs serially or on
     several threads is decided here, by ``_backend.cpu_kernel``.
     """
@@ -489,20 +888,19 @@ class LinearBackend:
         self._X = X
         self._sw = normalised_weights(sample_weight)
         self._sample_weight = sample_weight
-        self._total = weight_total(sample_weight)
         self._entries = X.shape[0] * X.shape[1]
 
-    def target(self, y01):
-        """The binary problem with labels ``y01`` (0/1)."""
-        pos, neg = class_masses(y01, self._sample_weight)
-        y = np.ascontiguousarray(y01, dtype=np.uint8)
-        return BinaryTarget(y, pos, neg, self._total)
+    def target(self, problem):
+        """The target of ``problem`` (a ``_base.Problem``)."""
+        return make_target(problem, self._sample_weight)
 
     @contextmanager
     def log_loss(self, target, alpha, fit_intercept):
         """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
         objective; BLAS runs on one thread inside it (see ``cpu_kernel``)."""
-        with cpu_kernel(log_loss_grad, self._entries, serial_blas=True) as kernel:
+        kernels = softmax_log_loss_grad if _is_classes(target) else log_loss_grad
+        entries = self._entries * _outputs(target)
+        with cpu_kernel(kernels, entries, serial_blas=True) as kernel:
 
             def loss_grad(theta):
                 grad = np.empty(theta.shape[0])
@@ -517,19 +915,34 @@ class LinearBackend:
         """Run the metric loop from ``theta`` (updated in place); returns
         ``(status, loss_curve)``, status ``STOPPED`` or ``-k`` if the loss or
         the weights became non-finite at iteration ``k``."""
-        compiled = cpu_metric(metric)
+        if _is_classes(target):
+            kernels, layout = fit_softmax, MATRIX
+        else:
+            kernels = fit_samples if target.samples else fit_linear
+            layout = target.layout
+        compiled = cpu_metric(metric, layout)
         state = new_loop_state(theta.shape[0])
         curve = np.empty(settings.max_iter)
-        per_call = max(1, ENTRIES_PER_CALL // max(self._entries, 1))
+        entries = self._entries * _outputs(target)
+        per_call = max(1, ENTRIES_PER_CALL // max(entries, 1))
         args = (
             self._X, target, self._sw, theta, settings, compiled, metric.params,
             state, curve, per_call,
         )  # fmt: skip
         status = RUNNING
-        with cpu_kernel(fit_linear, self._entries) as kernel:
+        with cpu_kernel(kernels, entries) as kernel:
             while status == RUNNING:
                 status = kernel(*args)
         return int(status), curve[: state.optimizer.steps[0]]
+
+
+def _is_classes(target):
+    return isinstance(target, ClassesTarget)
+
+
+def _outputs(target):
+    """Number of outputs (rows of parameters) of a target."""
+    return target.weights.shape[0] if _is_classes(target) else target.Y.shape[1]
 
 
 # --------------------------------------------------------------------------
@@ -648,23 +1061,142 @@ def _output_row(sums, z, positive, s, amplifier, log_loss):
 
 
 @njit(inline="always")
-def _output_weights(value, partials, pos, neg, log_pos, log_neg, log_loss, K):
-    """An output unit's ``(loss, g1, g0, w1, w0)`` from its batch sums.
-
-    ``value`` and ``partials`` are the metric and its partials at the unit's
-    soft confusion matrix; ``pos``, ``neg`` the class masses and ``log_pos``,
-    ``log_neg`` the weighted log-losses of the positives and the negatives.
-    The loss is ``(1 - M + log_loss * class-balanced log-loss) / K``; a row's
-    ``d loss / dz`` is ``s * (g dA/dz + w d(log-loss)/dz)`` with the ``g``,
-    ``w`` of its class (1 positive, 0 negative).  A class absent from the
-    batch has no log-loss term.
-    """
+def _log_loss_weights(pos, neg, log_loss, K):
+    """``(w1, w0)``: the weights of an output unit's positives' and
+    negatives' log-losses in the loss, ``log_loss / (2 K)`` over each class's
+    mass (each class's mean log-loss, averaged over the two classes and the
+    ``K`` units); a class absent from the batch has no log-loss term."""
     w1 = 0.5 * log_loss / (pos * K) if pos > 0.0 else 0.0
     w0 = 0.5 * log_loss / (neg * K) if neg > 0.0 else 0.0
-    loss = (1.0 - value) / K + w1 * log_pos + w0 * log_neg
-    g1 = -(partials[3] - partials[2]) / K
-    g0 = -(partials[1] - partials[0]) / K
-    return loss, g1, g0, w1, w0
+    return w1, w0
+
+
+@njit(inline="always")
+def _sigmoid_output(Z, Y, s, settings, metric, params, count, delta):
+    """The loss of sigmoid output units (a binary target, or one unit per
+    label) and ``delta = d loss / d Z``.
+
+    The loss is ``1 - M`` of the batch's soft confusion matrices, one per
+    unit, averaged by the metric (``settings.metric_k``, ``params``), or,
+    with ``settings.samples``, the weighted mean of each row's metric over
+    its units; plus ``log_loss`` times the mean over units of each unit's
+    class-balanced log-loss.
+    """
+    b, K = Z.shape
+    amplifier = settings.amplifier
+    log_loss = settings.log_loss
+    d_log = np.empty((b, K))
+    cms = np.empty(4 * K)
+    partials = np.empty(4 * K)
+    masses = np.empty((K, 4))
+    for k in range(K):
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        for i in range(b):
+            sums, delta[i, k], d_log[i, k] = _output_row(
+                sums, Z[i, k], Y[i, k], s[i], amplifier, log_loss
+            )
+        tp, fp, pos, neg, log_pos, log_neg = sums
+        _binary_cm(tp, fp, pos, neg, cms[4 * k : 4 * k + 4])
+        masses[k, 0] = pos
+        masses[k, 1] = neg
+        masses[k, 2] = log_pos
+        masses[k, 3] = log_neg
+    if settings.samples:
+        value = 0.0
+        cm = np.empty(4)
+        for i in range(b):
+            for q in range(4):
+                cm[q] = 0.0
+            for k in range(K):
+                a, _ = amplified(Z[i, k], amplifier)
+                if Y[i, k]:
+                    cm[3] += a / K
+                    cm[2] += (1.0 - a) / K
+                else:
+                    cm[1] += a / K
+                    cm[0] += (1.0 - a) / K
+            value += s[i] * metric(cm.ctypes, 1, K, params.ctypes, partials.ctypes)
+            for k in range(K):
+                # delta holds s dA/dz; the row's metric has weight s_i and
+                # each unit enters its matrix with weight 1 / K.
+                if Y[i, k]:
+                    g = partials[3] - partials[2]
+                else:
+                    g = partials[1] - partials[0]
+                delta[i, k] *= -g / K
+    else:
+        value = metric(cms.ctypes, settings.metric_k, count, params.ctypes,
+                       partials.ctypes)  # fmt: skip
+    loss = 1.0 - value
+    for k in range(K):
+        w1, w0 = _log_loss_weights(masses[k, 0], masses[k, 1], log_loss, K)
+        loss = loss + w1 * masses[k, 2] + w0 * masses[k, 3]
+        g1 = 0.0
+        g0 = 0.0
+        if not settings.samples:
+            g1 = -(partials[4 * k + 3] - partials[4 * k + 2])
+            g0 = -(partials[4 * k + 1] - partials[4 * k])
+        for i in range(b):
+            if settings.samples:
+                g = 1.0
+                w = w1 if Y[i, k] else w0
+            elif Y[i, k]:
+                g = g1
+                w = w1
+            else:
+                g = g0
+                w = w0
+            delta[i, k] = g * delta[i, k] + w * d_log[i, k]
+    return loss
+
+
+@njit(inline="always")
+def _softmax_output(Z, Y, s, settings, metric, params, count, delta):
+    """The loss of a softmax output over ``K`` classes (``Y`` one-hot) and
+    ``delta = d loss / d Z``: ``1 - M`` of the batch's K x K soft confusion
+    matrix, plus ``log_loss`` times the class-balanced multinomial log-loss
+    (each present class's mean log-loss, averaged over the ``K`` classes)."""
+    b, K = Z.shape
+    amplifier = settings.amplifier
+    log_loss = settings.log_loss
+    C = np.zeros(K * K)
+    D = np.empty((K, K))
+    P = np.empty((b, K))
+    A = np.empty((b, K))
+    tops = np.empty(b, dtype=np.int64)
+    classes = np.empty(b, dtype=np.int64)
+    mass = np.zeros(K)
+    u = np.empty(K)
+    for i in range(b):
+        t = 0
+        for k in range(K):
+            if Y[i, k]:
+                t = k
+        classes[i] = t
+        tops[i] = amplified_softmax(Z[i], K, amplifier, P[i], A[i])
+        for k in range(K):
+            C[t * K + k] += s[i] * A[i, k]
+        mass[t] += s[i]
+    value = metric(C.ctypes, K, count, params.ctypes, D.ctypes)
+    loss = 1.0 - value
+    for i in range(b):
+        t = classes[i]
+        softmax_metric_dz(P[i], A[i], tops[i], D[t], K, amplifier, u, delta[i])
+        for k in range(K):
+            delta[i, k] *= -s[i]
+        if log_loss != 0.0:
+            # -log p_t and its gradient p - e_t (p_t - 1 = -sum_{m != t} p_m)
+            w = log_loss * s[i] / (K * mass[t])
+            z = Z[i]
+            top, total = softmax(z, K, u)
+            loss += w * (math.log(total) + (z[top] - z[t]))
+            rest = 0.0
+            for k in range(K):
+                if k != t:
+                    delta[i, k] += w * u[k]
+                    rest += u[k]
+            delta[i, t] -= w * rest
+    return loss
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -697,30 +1229,11 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, gra
     n_layers = dims.shape[0] - 1
     acts = mlp_forward(X, theta, dims, settings.activation)
     Z = acts[n_layers]
-    b, K = Z.shape
-    delta = np.empty((b, K))
-    d_log = np.empty(b)
-    cm = np.empty(4)
-    partials = np.empty(4)
-    loss = 0.0
-    for k in range(K):
-        sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        for i in range(b):
-            sums, delta[i, k], d_log[i] = _output_row(
-                sums, Z[i, k], Y[i, k], s[i], settings.amplifier, settings.log_loss
-            )
-        tp, fp, pos, neg, log_pos, log_neg = sums
-        _binary_cm(tp, fp, pos, neg, cm)
-        value = metric(cm.ctypes, 2, count, params.ctypes, partials.ctypes)
-        unit_loss, g1, g0, w1, w0 = _output_weights(
-            value, partials, pos, neg, log_pos, log_neg, settings.log_loss, K
-        )
-        for i in range(b):
-            if Y[i, k]:
-                delta[i, k] = g1 * delta[i, k] + w1 * d_log[i]
-            else:
-                delta[i, k] = g0 * delta[i, k] + w0 * d_log[i]
-        loss += unit_loss
+    delta = np.empty(Z.shape)
+    if settings.output == SOFTMAX:
+        loss = _softmax_output(Z, Y, s, settings, metric, params, count, delta)
+    else:
+        loss = _sigmoid_output(Z, Y, s, settings, metric, params, count, delta)
     penalty = 0.0
     for layer in range(n_layers - 1, -1, -1):
         W, _ = _weights(theta, dims, offsets, layer)
@@ -840,7 +1353,7 @@ class MLPBackend:
         (NaN if training diverged)."""
         args = (
             self._X, self._Y, self._sw, self._scale, order, theta, dims, settings,
-            cpu_metric(metric), metric.params, state,
+            cpu_metric(metric, settings.layout), metric.params, state,
         )  # fmt: skip
         if self._kernel is None:
             self._kernel = compiled_for(mlp_epoch, args)

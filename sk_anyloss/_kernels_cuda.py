@@ -43,7 +43,6 @@ from ._base import weight_total
 from ._kernels_cpu import (
     RUNNING,
     STATUS,
-    BinaryTarget,
     class_masses,
     mlp_weights,
     normalised_weights,

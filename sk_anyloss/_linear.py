@@ -13,12 +13,12 @@ from ._backend import linear_backend
 from ._base import (
     SHARED_PARAMETER_CONSTRAINTS,
     AnyLossEstimator,
-    binary_problems,
-    check_class_weights,
     check_finite_parameters,
-    encode_target,
+    check_target_weights,
     fill_doc,
+    read_target,
     sample_weight_array,
+    weight_share,
     weight_total,
 )
 from ._metrics import resolve_metric
@@ -210,6 +210,7 @@ class AnyLossClassifier(AnyLossEstimator):
         metric="f1",
         *,
         beta=1.0,
+        average=None,
         amplifier=20.0,
         alpha=0.0,
         warmup_iter=15,
@@ -228,6 +229,7 @@ class AnyLossClassifier(AnyLossEstimator):
     ):
         self.metric = metric
         self.beta = beta
+        self.average = average
         self.amplifier = amplifier
         self.alpha = alpha
         self.warmup_iter = warmup_iter
@@ -253,49 +255,43 @@ class AnyLossClassifier(AnyLossEstimator):
                 f"alpha={self.alpha}). Lower learning_rate_init below "
                 f'{2 / self.alpha:.3g}, or use solver="adam".'
             )
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], order="C")
-        self.classes_, y_index = encode_target(y)
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], order="C", multi_output=True
+        )
+        self.classes_, problem = read_target(y, self.metric, self.average)
         sw = sample_weight_array(sample_weight, X)
-        problems = binary_problems(y_index, self.classes_.shape[0])
-        labels = [self.classes_[1]] if len(problems) == 1 else self.classes_
-        for y01, label in zip(problems, labels):
-            check_class_weights(y01, sw, label)
+        check_target_weights(problem, sw, self.classes_)
 
         settings = linear_settings(self)
-        metric = resolve_metric(self.metric, self.beta)
-        metric.check(weight_total(sw), np.dot(problems[0], sw) / sw.sum())
+        metric = resolve_metric(self.metric, self.beta, problem.average)
+        metric.check(weight_total(sw), weight_share(problem.Y[:, 0], sw))
         backend = linear_backend(self.device, X, sw)
-        penalty = warm_up_penalty(weight_total(sw))
-        thetas, curves = [], []
-        for y01 in problems:
-            target = backend.target(y01)
-            theta = np.zeros(X.shape[1] + 1)
-            if self.warmup_iter:
-                with backend.log_loss(target, penalty, settings.fit_intercept) as f:
-                    theta, loss = lbfgs_warm_up(f, theta, int(self.warmup_iter))
-                if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
-                    raise ValueError(_DIVERGED.format(where="during the warm-up"))
-            status, curve = backend.fit(target, theta, settings, metric)
-            if status < 0:
-                raise ValueError(
-                    _DIVERGED.format(where=f"at iteration {-status} of training")
-                )
-            thetas.append(theta)
-            curves.append(curve.tolist())
-
-        thetas = np.asarray(thetas)
-        check_finite_parameters(thetas, X.dtype)
+        target = backend.target(problem)
         d = X.shape[1]
-        self.coef_ = thetas[:, :d].astype(X.dtype)
-        self.intercept_ = thetas[:, d].astype(X.dtype)
+        theta = np.zeros(problem.n_outputs * (d + 1))
+        if self.warmup_iter:
+            penalty = warm_up_penalty(weight_total(sw))
+            with backend.log_loss(target, penalty, settings.fit_intercept) as f:
+                theta, loss = lbfgs_warm_up(f, theta, int(self.warmup_iter))
+            if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
+                raise ValueError(_DIVERGED.format(where="during the warm-up"))
+        status, curve = backend.fit(target, theta, settings, metric)
+        if status < 0:
+            raise ValueError(
+                _DIVERGED.format(where=f"at iteration {-status} of training")
+            )
+
+        check_finite_parameters(theta, X.dtype)
+        rows = theta.reshape(problem.n_outputs, d + 1)
+        self.coef_ = rows[:, :d].astype(X.dtype)
+        self.intercept_ = rows[:, d].astype(X.dtype)
+        self._target_kind = problem.kind
         self._check_training_scores(X)
-        self.n_iter_ = max(len(c) for c in curves)
-        self.loss_curve_ = curves[0] if len(curves) == 1 else curves
+        self.n_iter_ = len(curve)
+        self.loss_curve_ = curve.tolist()
         if self.verbose:
-            for k, curve in enumerate(curves):
-                prefix = "" if len(curves) == 1 else f"Class {labels[k]!r}: "
-                for it, loss in enumerate(curve, 1):
-                    print(f"{prefix}Iteration {it}, loss = {loss:.8f}")
+            for it, loss in enumerate(self.loss_curve_, 1):
+                print(f"Iteration {it}, loss = {loss:.8f}")
         if self.tol is not None and self.n_iter_ == self.max_iter:
             warnings.warn(
                 f"AnyLossClassifier: maximum iterations ({self.max_iter}) reached "
@@ -321,4 +317,4 @@ class AnyLossClassifier(AnyLossEstimator):
 
     def _forward(self, X):
         scores = X @ self.coef_.T + self.intercept_
-        return scores.ravel() if scores.shape[1] == 1 else scores
+        return scores.ravel() if self._target_kind == "binary" else scores

@@ -23,6 +23,8 @@ finite.  Away from those points the clamp is inactive: with the sample weights
 normalised to sum to one (see the backends), the sums are far above ``EPS``.
 """
 
+import copy
+import functools
 import math
 import types
 import weakref
@@ -208,24 +210,41 @@ def _array_form(cm, scale, params, partials):
 
 class Metric:
     """A metric as the training loops take it, resolved from the estimator's
-    ``metric`` and ``beta``.
+    ``metric``, ``beta`` and ``average``.
 
     The loops see it in *array form*, ``value = metric(cm, scale, params,
     partials)``: ``cm`` the confusion matrix ``[tn, fp, fn, tp]`` normalised
     to sum to one, ``scale`` its total weight, ``params`` the metric's
-    parameters (``[beta]``), ``partials`` receiving the four partial
-    derivatives with respect to ``cm``. Each target compiles that form with
-    its own decorator (:meth:`array_form`); ``key`` names the metric in the
-    targets' caches of compiled code, so that each metric is compiled once per
-    process (and, where ``cacheable``, kept in Numba's cache on disk).
+    parameters (``[beta, average code]``), ``partials`` receiving the four
+    partial derivatives with respect to ``cm``; and in the two layouts of
+    several labels or classes that ``_metrics_multi`` builds around it
+    (:meth:`forms`). Each target compiles them with its own decorator; ``key``
+    names the metric in the targets' caches of compiled code, so that each
+    metric is compiled once per process (and, where ``cacheable``, kept in
+    Numba's cache on disk): ``beta`` and ``average`` are data, not code.
     """
 
     cacheable = True
 
-    def __init__(self, name, beta=1.0):
+    def __init__(self, name, beta=1.0, average=None):
+        from ._metrics_multi import AVERAGE_CODES, JOINT
+
         self.name = check_metric_name(name)
         self.key = name
-        self.params = np.array([float(beta)])
+        self.joint = name in JOINT
+        self.average = average
+        self.params = np.array([float(beta), float(AVERAGE_CODES[average or "macro"])])
+
+    def with_average(self, average):
+        """The same metric averaged by ``average`` (None: the binary metric of
+        the positive class, or ``"macro"`` over several)."""
+        from ._metrics_multi import AVERAGE_CODES, AVERAGE_SLOT
+
+        other = copy.copy(self)
+        other.average = average
+        other.params = self.params.copy()
+        other.params[AVERAGE_SLOT] = AVERAGE_CODES[average or "macro"]
+        return other
 
     def array_form(self, jit, qualname, inner=None):
         """The array form compiled with ``jit`` under ``qualname`` (Numba's
@@ -237,9 +256,75 @@ class Metric:
         fn.__qualname__ = qualname
         return jit(fn)
 
+    def forms(self, jit, qualname):
+        """``(labels, matrix)``: the metric of several labels and of a
+        multiclass matrix (``_metrics_multi``), compiled with ``jit``."""
+        from ._metrics_multi import build
+
+        return build(
+            jit, self.array_form(jit, qualname), self.name if self.joint else None
+        )
+
     def value(self, tn, fp, fn, tp):
         """The metric of a confusion matrix (plain Python)."""
         return FORMULAS[self.name](tn, fp, fn, tp, self.params[0])[0]
+
+    def labels_value(self, cms):
+        """The averaged metric of per-label matrices ``cms`` (L, 4) of
+        counts (plain Python)."""
+        from ._metrics_multi import LABELS, work_size
+
+        cms = np.asarray(cms, dtype=np.float64)
+        scale = float(cms[0].sum())
+        labels, _ = _python_forms(self)
+        return self._finite(labels(
+            (cms / max(scale, EPS)).ravel(), scale, self.params,
+            np.empty(cms.size), np.empty(work_size(LABELS, cms.shape[0])),
+        ))  # fmt: skip
+
+    def matrix_value(self, C):
+        """The metric of a multiclass confusion matrix ``C`` of counts (plain
+        Python)."""
+        from ._metrics_multi import MATRIX, work_size
+
+        C = np.asarray(C, dtype=np.float64)
+        scale = float(C.sum())
+        _, matrix = _python_forms(self)
+        return self._finite(matrix(
+            C / max(scale, EPS), scale, self.params, np.empty(C.shape),
+            np.empty(work_size(MATRIX, C.shape[0])),
+        ))  # fmt: skip
+
+    def of_predictions(self, kind, Y_true, Y_pred, sample_weight=None):
+        """The metric of hard predictions of a ``kind`` target (see
+        ``_base.Problem``), both as 0/1 outputs (n, n_outputs): the metric
+        training optimises, of the decision rule's predictions."""
+        Y_true = np.asarray(Y_true, dtype=np.float64)
+        Y_pred = np.asarray(Y_pred, dtype=np.float64)
+        n = Y_true.shape[0]
+        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+        if kind == "multiclass":
+            return self.matrix_value((Y_true * s[:, None]).T @ Y_pred)
+        if kind == "multilabel" and self.average == "samples":
+            tp = np.sum(Y_true * Y_pred, axis=1)
+            fp = np.sum((1.0 - Y_true) * Y_pred, axis=1)
+            fn = np.sum(Y_true * (1.0 - Y_pred), axis=1)
+            tn = Y_true.shape[1] - tp - fp - fn
+            values = [self.value(*cm) for cm in zip(tn, fp, fn, tp)]
+            return float(np.dot(values, s) / s.sum())
+        tp = s @ (Y_true * Y_pred)
+        fp = s @ ((1.0 - Y_true) * Y_pred)
+        fn = s @ (Y_true * (1.0 - Y_pred))
+        tn = s.sum() - tp - fp - fn
+        cms = np.column_stack([tn, fp, fn, tp])
+        if kind == "binary" and self.average is not None:
+            return self.matrix_value(cms.reshape(2, 2))
+        return self.labels_value(cms)
+
+    def _finite(self, value):
+        if not math.isfinite(value):
+            raise ValueError(f"The metric {self.name} is not finite here: {value}.")
+        return float(value)
 
     def check(self, scale, positive_share=0.5):
         """Raise a ``ValueError`` if the metric cannot be trained on with
@@ -253,26 +338,32 @@ class Metric:
         return hash(self.key)
 
 
+@functools.cache
+def _python_forms(metric):
+    return metric.forms(_identity, f"python_metric_{metric.key}")
+
+
 _USER_METRICS = weakref.WeakKeyDictionary()
 
 
-def resolve_metric(metric, beta=1.0):
+def resolve_metric(metric, beta=1.0, average=None):
     """The :class:`Metric` of an estimator's ``metric`` parameter: a name of
     ``METRIC_NAMES`` or a user's function of ``(tn, fp, fn, tp)`` (read and
-    differentiated once per process and function)."""
+    differentiated once per process and function), averaged by ``average``
+    over several classes or labels."""
     if not callable(metric):
-        return Metric(metric, beta)
+        return Metric(metric, beta, average)
     from ._user_metric import UserMetric
 
     try:
-        return _USER_METRICS[metric]
+        user = _USER_METRICS[metric]
     except (KeyError, TypeError):  # TypeError: no weak reference to it
         user = UserMetric(metric)
         try:
             _USER_METRICS[metric] = user
         except TypeError:
             pass
-        return user
+    return user if average is None else user.with_average(average)
 
 
 def confusion_sums(y01, a, sample_weight=None):

@@ -17,16 +17,17 @@ from ._backend import mlp_backend
 from ._base import (
     SHARED_PARAMETER_CONSTRAINTS,
     AnyLossEstimator,
-    check_class_weights,
     check_finite_parameters,
-    encode_target,
+    check_target_weights,
     fill_doc,
-    labels_from_scores,
+    outputs_of_scores,
+    read_target,
     sample_weight_array,
+    weight_share,
     weight_total,
 )
 from ._kernels_cpu import stratified_merge
-from ._metrics import resolve_metric, score_labels
+from ._metrics import resolve_metric
 from ._optim import SOLVER_CODES, new_state, track_best_py
 from ._settings import ACTIVATION_CODES, mlp_settings
 
@@ -239,6 +240,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         metric="f1",
         *,
         beta=1.0,
+        average=None,
         amplifier=10.0,
         log_loss_weight="auto",
         hidden_layer_sizes=(100,),
@@ -264,6 +266,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
     ):
         self.metric = metric
         self.beta = beta
+        self.average = average
         self.amplifier = amplifier
         self.log_loss_weight = log_loss_weight
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -304,6 +307,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
         classes : array-like of shape (n_classes,), default=None
             All the classes that will ever be seen; required on the first call.
+            For a multilabel target the labels are the columns of ``y``, and
+            ``classes`` is not read.
 
         {sample_weight}
 
@@ -315,22 +320,9 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 "one epoch on the data it is given, with no validation split. Set "
                 "early_stopping=False, or use fit."
             )
-        if not hasattr(self, "classes_"):
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit."
-                )
-            self.classes_ = unique_labels(classes)
-            if self.classes_.shape[0] < 2:
-                raise ValueError("classes must hold at least two classes.")
-        elif classes is not None and not np.array_equal(
-            unique_labels(classes), self.classes_
-        ):
-            raise ValueError(
-                f"classes={classes!r} differs from the classes of the first call, "
-                f"{self.classes_!r}."
-            )
-        return self._fit(X, y, sample_weight, incremental=True)
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     # -- internals ---------------------------------------------------------
 
@@ -352,9 +344,37 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 if layer < len(layers) - 1:
                     z = _ACTIVATIONS[self.activation](z)
             out[start : start + rows] = z
-        return out.ravel() if K == 1 else out
+        return out.ravel() if self._target_kind == "binary" else out
 
-    def _fit(self, X, y, sample_weight, incremental=False):
+    def _known_classes(self, y, classes):
+        """The classes a ``partial_fit`` call's target must fall in: those of
+        the first call (``classes``), or None for a first multilabel call."""
+        multilabel = y.ndim == 2 and y.shape[1] > 1
+        if hasattr(self, "classes_"):
+            if multilabel != (self._target_kind == "multilabel"):
+                raise ValueError(
+                    f"partial_fit got a {'multilabel' if multilabel else '1d'} "
+                    f"target after a {self._target_kind} one; every call must "
+                    "have the same kind of target."
+                )
+            if (
+                classes is not None
+                and not multilabel
+                and not np.array_equal(unique_labels(classes), self.classes_)
+            ):
+                raise ValueError(
+                    f"classes={classes!r} differs from the classes of the first "
+                    f"call, {self.classes_!r}."
+                )
+            return self.classes_
+        if multilabel:
+            return None
+        known = unique_labels(classes)
+        if known.shape[0] < 2:
+            raise ValueError("classes must hold at least two classes.")
+        return known
+
+    def _fit(self, X, y, sample_weight, incremental=False, classes=None):
         hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if (
             hidden.ndim != 1
@@ -367,27 +387,19 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             )
         first_call = not (incremental and hasattr(self, "coefs_"))
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C", reset=first_call
-        )
-        if incremental:
-            unknown = np.setdiff1d(np.unique(y), self.classes_)
-            if unknown.size:
-                raise ValueError(
-                    f"y has labels {unknown!r} that are not in the classes "
-                    f"{self.classes_!r} given to the first partial_fit."
-                )
-            y_index = np.searchsorted(self.classes_, y)
-        else:
-            self.classes_, y_index = encode_target(y)
-        n_classes = self.classes_.shape[0]
-        K = 1 if n_classes == 2 else n_classes
-        Y = (
-            (y_index == 1)[:, None] if K == 1 else y_index[:, None] == np.arange(K)
-        ).astype(np.uint8)
+            self, X, y, dtype=[np.float64, np.float32], order="C", reset=first_call,
+            multi_output=True,
+        )  # fmt: skip
+        known = self._known_classes(y, classes) if incremental else None
+        classes_, problem = read_target(y, self.metric, self.average, known)
+        self.classes_ = classes_
+        self._target_kind = problem.kind
+        K = problem.n_outputs
+        Y = problem.Y
+        strata = _strata(problem)
         sw = sample_weight_array(sample_weight, X)
         if not incremental:
-            for k in range(K):
-                check_class_weights(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+            check_target_weights(problem, sw, self.classes_)
         if self.alpha > 0 and not np.isfinite(
             self.alpha * X.shape[0] / weight_total(sw)
         ):
@@ -425,7 +437,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
         X_val = y_val = sw_val = None
         if self.early_stopping and not incremental:
-            stratify = y_index if np.min(np.bincount(y_index)) >= 2 else None
+            stratify = strata if np.min(np.bincount(strata)) >= 2 else None
             split = train_test_split(
                 np.arange(X.shape[0]),
                 test_size=self.validation_fraction,
@@ -433,16 +445,15 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 stratify=stratify,
             )
             train, val = split
-            X_val, y_val, sw_val = X[val], y_index[val], sw[val]
-            X, Y, y_index, sw = X[train], Y[train], y_index[train], sw[train]
+            X_val, y_val, sw_val = X[val], Y[val], sw[val]
+            X, Y, strata, sw = X[train], Y[train], strata[train], sw[train]
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "validation_fraction leaves fewer than two samples for early "
                     "stopping; raise it or turn early_stopping off."
                 )
             try:
-                for k in range(K):
-                    check_class_weights(Y[:, k], sw, self.classes_[k if K > 1 else 1])
+                check_target_weights(problem._replace(Y=Y), sw, self.classes_)
             except ValueError as exc:
                 raise ValueError(
                     f"Early stopping set aside validation_fraction="
@@ -468,15 +479,15 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             if self.log_loss_weight == "auto"
             else float(self.log_loss_weight)
         )
-        settings = mlp_settings(self, batch_size, log_loss_weight)
-        metric = resolve_metric(self.metric, self.beta)
+        settings = mlp_settings(self, problem, batch_size, log_loss_weight)
+        metric = resolve_metric(self.metric, self.beta, problem.average)
         # Checked at a batch's total weight and the first output's classes.
-        metric.check(weight_total(sw) * batch_size / n, np.dot(Y[:, 0], sw) / sw.sum())
+        metric.check(weight_total(sw) * batch_size / n, weight_share(Y[:, 0], sw))
         backend = mlp_backend(self.device, X, Y, sw)
         seed = rng.randint(np.iinfo(np.int32).max)
         order_rng = np.random.RandomState(seed)
         for _ in range(max_iter):
-            order = _stratified_order(y_index, self.shuffle, order_rng)
+            order = _stratified_order(strata, self.shuffle, order_rng)
             loss = backend.epoch(
                 order, theta, dims, settings, metric, self._optimizer_state
             )
@@ -491,7 +502,9 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self._update_no_improvement(loss, X_val, y_val, sw_val, dims, metric):
+            if self._update_no_improvement(
+                loss, X_val, y_val, sw_val, dims, metric, problem.kind
+            ):
                 break
         else:
             if not incremental:
@@ -507,21 +520,17 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         self._check_training_scores(X)
         return self
 
-    def _update_no_improvement(self, loss, X_val, y_val, sw_val, dims, metric):
+    def _update_no_improvement(self, loss, X_val, Y_val, sw_val, dims, metric, kind):
         """Track the best loss or validation score; True when training should stop.
 
-        The validation score (the metric of the validation samples, weighted)
-        is tracked as a negative loss, by the stopping rule of every training
-        loop of the package.
+        The validation score (the metric of the validation samples' hard
+        predictions, weighted) is tracked as a negative loss, by the stopping
+        rule of every training loop of the package.
         """
         if X_val is not None:
             self._set_layers(self._theta, dims, np.float64)
-            y_pred_index = np.searchsorted(
-                self.classes_, labels_from_scores(self._forward(X_val), self.classes_)
-            )
-            score = _metric_mean(
-                metric, y_val, y_pred_index, len(self.classes_), sw_val
-            )
+            Y_pred = outputs_of_scores(self._forward(X_val), kind)
+            score = metric.of_predictions(kind, Y_val, Y_pred, sw_val)
             self.validation_scores_.append(score)
             if score > self.best_validation_score_:
                 self._best_theta = self._theta.copy()
@@ -571,35 +580,34 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             start += n_out
         self.n_layers_ = len(dims)
         self.n_outputs_ = int(dims[-1])
-        self.out_activation_ = "logistic"
+        self.out_activation_ = (
+            "softmax" if self._target_kind == "multiclass" else "logistic"
+        )
 
 
-def _stratified_order(y_index, shuffle, rng):
-    """A permutation whose every stretch holds the classes in proportion."""
-    members = [np.flatnonzero(y_index == c) for c in np.unique(y_index)]
+def _strata(problem):
+    """Each sample's stratum for the mini-batches and the validation split:
+    its class; for a multilabel target, its rarest positive label (the
+    number of labels if it has none), so that every batch holds each rare
+    label's positives in proportion."""
+    if problem.kind != "multilabel":
+        return problem.y
+    Y = problem.Y
+    rarity = np.argsort(np.argsort(Y.sum(axis=0), kind="stable"), kind="stable")
+    ranks = np.where(Y.astype(bool), rarity, Y.shape[1])
+    rarest = ranks.min(axis=1)
+    # back from rank to label index, with "none" last
+    label_of_rank = np.append(np.argsort(rarity, kind="stable"), Y.shape[1])
+    return label_of_rank[rarest]
+
+
+def _stratified_order(strata, shuffle, rng):
+    """A permutation whose every stretch holds the strata in proportion."""
+    members = [np.flatnonzero(strata == c) for c in np.unique(strata)]
     if shuffle:
         members = [rng.permutation(m) for m in members]
     offsets = np.cumsum([0] + [m.shape[0] for m in members])
     return stratified_merge(np.concatenate(members), offsets)
-
-
-def _metric_mean(metric, y_index, y_pred_index, n_classes, sample_weight):
-    """The metric (a ``_metrics.Metric``) of hard predictions; one-vs-rest mean
-    for a multiclass target."""
-    classes = [1] if n_classes == 2 else range(n_classes)
-    return float(
-        np.mean(
-            [
-                score_labels(
-                    y_index == k,
-                    y_pred_index == k,
-                    metric=metric,
-                    sample_weight=sample_weight,
-                )
-                for k in classes
-            ]
-        )
-    )
 
 
 # Rows x widest layer per block of ``_forward``: 2**21 float64, 16 MB.

@@ -13,6 +13,10 @@ from ._optim import ADAM, SGD, Optimizer
 
 ACTIVATION_CODES = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3}
 
+# Output layers of the MLP: one sigmoid unit per label (a binary target is
+# one label), or a softmax over the classes.
+SIGMOID, SOFTMAX = 0, 1
+
 
 class LinearSettings(NamedTuple):
     """The linear model's metric loop: loss, optimiser and stopping rule.
@@ -34,14 +38,21 @@ class LinearSettings(NamedTuple):
 
 
 class MLPSettings(NamedTuple):
-    """The MLP's epochs: hidden activation code, loss and optimiser.
+    """The MLP's epochs: hidden activation code, output layer, loss and
+    optimiser.
 
-    The batch loss is the mean over output units of ``1 - M`` plus
-    ``log_loss`` times the class-balanced log-loss, plus
-    ``alpha / (2 b) |W|^2`` with ``b`` the batch's total weight.
+    The batch loss is ``1 - M`` of the batch's soft confusion matrices (the
+    metric is called in ``layout`` with ``metric_k``; with ``samples``, the
+    mean over rows of each row's metric over its units) plus ``log_loss`` times the
+    class-balanced log-loss, plus ``alpha / (2 b) |W|^2`` with ``b`` the
+    batch's total weight.
     """
 
     activation: int
+    output: int
+    layout: int
+    metric_k: int
+    samples: bool
     amplifier: float
     log_loss: float
     alpha: float
@@ -76,11 +87,16 @@ def linear_settings(estimator):
     )
 
 
-def mlp_settings(estimator, batch_size, log_loss):
-    """:class:`MLPSettings` of an ``AnyLossMLPClassifier`` with the batch size
-    and log-loss weight that its fit resolved."""
+def mlp_settings(estimator, problem, batch_size, log_loss):
+    """:class:`MLPSettings` of an ``AnyLossMLPClassifier`` fitting
+    ``problem`` (a ``_base.Problem``) with the batch size and log-loss weight
+    that its fit resolved."""
     return MLPSettings(
         activation=ACTIVATION_CODES[estimator.activation],
+        output=SOFTMAX if problem.kind == "multiclass" else SIGMOID,
+        layout=problem.layout,
+        metric_k=problem.metric_k,
+        samples=problem.average == "samples",
         amplifier=float(estimator.amplifier),
         log_loss=float(log_loss),
         alpha=float(estimator.alpha),

@@ -669,7 +669,9 @@ class UserMetric(Metric):
         self.function = function
         self.name = getattr(function, "__qualname__", repr(function))
         self.key = f"user_{id(function)}"
-        self.params = np.zeros(1)
+        self.joint = False
+        self.average = None
+        self.params = np.zeros(2)
         _check_arity(function)
         if not isinstance(function, types.FunctionType):
             raise ValueError(

@@ -120,9 +120,7 @@ def fit_all():
         m = _fit(AnyLossClassifier, params, dtype, weighted, n_classes)
         out[f"{name}/coef"] = m.coef_
         out[f"{name}/intercept"] = m.intercept_
-        curves = m.loss_curve_ if n_classes > 1 else [m.loss_curve_]
-        for k, curve in enumerate(curves):
-            out[f"{name}/loss_curve{k}"] = np.asarray(curve)
+        out[f"{name}/loss_curve0"] = np.asarray(m.loss_curve_)
     for name, params, dtype, weighted, n_classes in mlp_cases():
         m = _fit(AnyLossMLPClassifier, params, dtype, weighted, n_classes)
         for k, (W, b) in enumerate(zip(m.coefs_, m.intercepts_)):

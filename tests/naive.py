@@ -160,3 +160,142 @@ def fit(
         step = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
         theta = theta - step * m / (np.sqrt(v) + epsilon)
     return theta
+
+
+# --------------------------------------------------------------------------
+# Several classes or labels. Parameters ``Theta`` (n_outputs, d + 1), one row
+# ``[w_k, b_k]`` per output; gradients by the complex step through the whole
+# loss (the model, the soft matrices and the metric's textbook definition).
+
+_PER_CLASS = ("f1", "fbeta", "jaccard", "fowlkes_mallows")
+
+
+def _per_class_value(name, tn, fp, fn, tp, beta):
+    return metric_value(name, tn, fp, fn, tp, beta)
+
+
+def multiclass_metric(name, C, beta=1.0, average="macro"):
+    """A metric of a K x K confusion matrix ``C[true, predicted]``, from its
+    textbook definition (complex entries allowed)."""
+    C = np.asarray(C)
+    K = C.shape[0]
+    n = C.sum()
+    R = C.sum(axis=1)  # true counts
+    P = C.sum(axis=0)  # predicted counts
+    trace = np.trace(C)
+    if name == "accuracy":
+        return trace / n
+    if name == "balanced_accuracy":
+        return sum(C[k, k] / R[k] for k in range(K)) / K
+    if name == "gmean":
+        return np.prod([C[k, k] / R[k] for k in range(K)]) ** (1.0 / K)
+    if name == "mcc":
+        return (trace * n - R @ P) / np.sqrt((n * n - P @ P) * (n * n - R @ R))
+    if name == "cohen_kappa":
+        po = trace / n
+        pe = (R @ P) / n**2
+        return (po - pe) / (1 - pe)
+    # one-vs-rest matrices of the classes, averaged
+    cms = [(n - R[k] - P[k] + C[k, k], P[k] - C[k, k], R[k] - C[k, k], C[k, k])
+           for k in range(K)]  # fmt: skip
+    return averaged_binary(name, cms, beta, average)
+
+
+def averaged_binary(name, cms, beta=1.0, average="macro"):
+    """The binary metric of each ``(tn, fp, fn, tp)`` of ``cms``, averaged."""
+    if average == "micro":
+        return metric_value(name, *[sum(cm[q] for cm in cms) for q in range(4)], beta)
+    values = [metric_value(name, *cm, beta) for cm in cms]
+    if average == "weighted":
+        support = [cm[2] + cm[3] for cm in cms]
+        return sum(v * s for v, s in zip(values, support)) / sum(support)
+    return sum(values) / len(values)
+
+
+def _softmax(Z):
+    E = np.exp(Z)  # moderate scores only: no shift, so the complex step works
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _complex_step_gradient(f, Theta):
+    grad = np.empty(Theta.shape)
+    for index in np.ndindex(Theta.shape):
+        T = Theta.astype(complex)
+        T[index] += 1j * _STEP
+        grad[index] = np.imag(f(T)) / _STEP
+    return grad
+
+
+def _penalty(Theta, alpha):
+    W = Theta[:, :-1]
+    return 0.5 * alpha * np.sum(W * W)
+
+
+def multiclass_loss_and_gradient(
+    X, y, sample_weight, Theta, metric="f1", beta=1.0, amplifier=20.0, alpha=0.0,
+    average="macro",
+):  # fmt: skip
+    """Loss ``1 - M(C) + alpha/2 sum |w_k|^2`` of the softmax model, with
+    ``C[t, :] = sum_{y = t} s a``, ``a = softmax(L/2 softmax(z))``, and its
+    gradient with respect to ``Theta`` (K, d + 1)."""
+    X = np.asarray(X, dtype=np.float64)
+    s = _weights(X.shape[0], sample_weight)
+    K = Theta.shape[0]
+
+    def loss(T):
+        Z = X @ T[:, :-1].T + T[:, -1]
+        A = _softmax(0.5 * amplifier * _softmax(Z))
+        C = np.array([(s[y == t, None] * A[y == t]).sum(axis=0) for t in range(K)])
+        return 1.0 - multiclass_metric(metric, C, beta, average) + _penalty(T, alpha)
+
+    return loss(Theta).real, _complex_step_gradient(loss, Theta)
+
+
+def multilabel_loss_and_gradient(
+    X, Y, sample_weight, Theta, metric="f1", beta=1.0, amplifier=20.0, alpha=0.0,
+    average="macro",
+):  # fmt: skip
+    """Loss of independent sigmoid outputs, one per label: ``1 - M`` of each
+    label's soft matrix, averaged (or, ``"samples"``, the weighted mean of
+    each row's metric over its labels), and its gradient."""
+    X = np.asarray(X, dtype=np.float64)
+    s = _weights(X.shape[0], sample_weight)
+    Y = np.asarray(Y, dtype=float)
+
+    def loss(T):
+        Z = X @ T[:, :-1].T + T[:, -1]
+        P = 1.0 / (1.0 + np.exp(-Z))
+        A = 1.0 / (1.0 + np.exp(-amplifier * (P - 0.5)))
+        if average == "samples":
+            tp = (Y * A).sum(1)
+            fp = ((1 - Y) * A).sum(1)
+            fn = (Y * (1 - A)).sum(1)
+            tn = ((1 - Y) * (1 - A)).sum(1)
+            values = [metric_value(metric, *cm, beta) for cm in zip(tn, fp, fn, tp)]
+            value = sum(v * w for v, w in zip(values, s))
+        else:
+            tp = s @ (Y * A)
+            fp = s @ ((1 - Y) * A)
+            fn = s @ (Y * (1 - A))
+            tn = s @ ((1 - Y) * (1 - A))
+            value = averaged_binary(metric, list(zip(tn, fp, fn, tp)), beta, average)
+        return 1.0 - value + _penalty(T, alpha)
+
+    return loss(Theta).real, _complex_step_gradient(loss, Theta)
+
+
+def multinomial_balanced_log_loss_and_gradient(X, y, sample_weight, Theta, alpha):
+    """The multiclass warm-up's loss: the mean over classes of each class's
+    mean log-loss, plus ``alpha/2 sum |w_k|^2``; and its gradient."""
+    X = np.asarray(X, dtype=np.float64)
+    s = _weights(X.shape[0], sample_weight)
+    K = Theta.shape[0]
+    mass = np.array([s[y == t].sum() for t in range(K)])
+    c = s / (K * mass[y])
+
+    def loss(T):
+        Z = X @ T[:, :-1].T + T[:, -1]
+        log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        return -np.sum(c * log_p[np.arange(len(y)), y]) + _penalty(T, alpha)
+
+    return loss(Theta).real, _complex_step_gradient(loss, Theta)

@@ -6,18 +6,18 @@ import pytest
 from scipy.special import expit
 
 from sk_anyloss import _optim
+from sk_anyloss._base import Problem
 from sk_anyloss._kernels_cpu import (
     CHUNK_ROWS,
     RUNNING,
     STOPPED,
-    BinaryTarget,
     LinearBackend,
     amplified,
-    class_masses,
     cpu_metric,
     fit_linear,
     linear_pass,
     log_loss_grad,
+    make_target,
     metric_loss_grad,
     new_loop_state,
     reduce_chunks,
@@ -39,11 +39,15 @@ def _problem(n=3 * CHUNK_ROWS + 17, d=7, dtype=np.float64, weighted=False, seed=
     return X, y, sw, theta
 
 
+def _binary(y):
+    return Problem("binary", y[:, None], y, None)
+
+
 def _normalised(y, sw):
     """Weights normalised to sum to one and the binary target, as the backend
     makes them."""
     raw = np.ones(y.shape[0]) if sw is None else sw
-    return raw / raw.sum(), BinaryTarget(y, *class_masses(y, raw), raw.sum())
+    return raw / raw.sum(), make_target(_binary(y), raw)
 
 
 def _kernel_loss_grad(
@@ -54,7 +58,9 @@ def _kernel_loss_grad(
     if metric == "warm-up":
         kernel = getattr(log_loss_grad, variant)
         return kernel(X, target, s, theta, alpha, fit_intercept, grad), grad
-    total = reduce_chunks(getattr(linear_pass, variant)(X, y, s, theta, amp, False))
+    total = reduce_chunks(
+        getattr(linear_pass, variant)(X, target.Y, s, theta, amp, False)
+    )
     m = Metric(metric, beta)
     loss = metric_loss_grad(
         total, target, theta, grad, cpu_metric(m), m.params, alpha, fit_intercept
@@ -258,7 +264,7 @@ def test_loop_paused_and_resumed_is_the_loop_run_at_once():
 def test_backend_runs_the_loop_of_the_kernels():
     X, y, sw, _ = _problem(n=1500, d=5, weighted=True, seed=6)
     backend = LinearBackend(X, sw)
-    target = backend.target(y)
+    target = backend.target(_binary(y))
     theta = np.zeros(6)
     status, curve = backend.fit(target, theta, _settings(80), Metric("f1"))
     expected, n_iter, expected_curve = _fit("serial", X, y, sw, max_iter=80)

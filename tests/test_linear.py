@@ -3,11 +3,13 @@ import threading
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 from sklearn.datasets import load_breast_cancer, load_wine, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
 from sk_anyloss import METRIC_NAMES, AnyLossClassifier
@@ -121,21 +123,22 @@ def test_string_labels_and_positive_class(cancer):
     assert f1_score(y == 0, flipped.predict(X) == "z_benign") > 0.95
 
 
-def test_multiclass_one_vs_rest():
+def test_multiclass_is_one_joint_model():
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = AnyLossClassifier(metric="f1").fit(X, y)
     assert clf.coef_.shape == (3, 13) and clf.intercept_.shape == (3,)
-    assert len(clf.loss_curve_) == 3
+    assert len(clf.loss_curve_) == clf.n_iter_ and np.isscalar(clf.loss_curve_[0])
+    scores = clf.decision_function(X)
     proba = clf.predict_proba(X)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba, softmax(scores, axis=1), rtol=1e-12)
     assert clf.score(X, y) > 0.95
-    np.testing.assert_array_equal(
-        clf.predict(X), clf.classes_[clf.decision_function(X).argmax(axis=1)]
-    )
-    # Each row of coef_ is the binary model of its class against the rest.
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[scores.argmax(axis=1)])
+    # One-vs-rest stays available: each of its models is the binary model of
+    # its class against the rest.
+    ovr = OneVsRestClassifier(AnyLossClassifier(metric="f1")).fit(X, y)
     binary = AnyLossClassifier(metric="f1").fit(X, y == 2)
-    np.testing.assert_array_equal(clf.coef_[2], binary.coef_[0])
+    np.testing.assert_array_equal(ovr.estimators_[2].coef_, binary.coef_)
 
 
 def test_float32_stays_float32(cancer):

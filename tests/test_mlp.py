@@ -14,9 +14,10 @@ from threadpoolctl import threadpool_limits
 from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
 from sk_anyloss._kernels_cpu import cpu_metric, mlp_forward, mlp_loss_grad
 from sk_anyloss._metrics import Metric
+from sk_anyloss._metrics_multi import JOINT, LABELS, MATRIX
 from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT, _stratified_order
 from sk_anyloss._optim import Optimizer
-from sk_anyloss._settings import ACTIVATION_CODES, MLPSettings
+from sk_anyloss._settings import ACTIVATION_CODES, SIGMOID, SOFTMAX, MLPSettings
 
 ACTIVATIONS = list(ACTIVATION_CODES)
 
@@ -48,14 +49,20 @@ def _assert_gradient_is_finite_differences(X, Y, s, theta, args):
         assert grad[k] == pytest.approx(fd, rel=1e-5, abs=1e-8), k
 
 
-def _args(dims, activation, metric, beta, amplifier, log_loss, l2):
-    """``mlp_loss_grad``'s arguments after ``theta`` (the optimiser is unused)."""
+def _args(dims, activation, metric, beta, amplifier, log_loss, l2, average=None,
+          softmax=False):  # fmt: skip
+    """``mlp_loss_grad``'s arguments after ``theta`` (the optimiser is unused):
+    sigmoid output units, the metric averaged over them by ``average``, or a
+    softmax output."""
+    K = int(dims[-1])
+    layout = MATRIX if softmax else LABELS
     settings = MLPSettings(
-        ACTIVATION_CODES[activation], amplifier, log_loss, 0.0, 1,
+        ACTIVATION_CODES[activation], SOFTMAX if softmax else SIGMOID, layout, K,
+        average == "samples", amplifier, log_loss, 0.0, 1,
         Optimizer(0, 0.0, 0.0, 0.9, 0.999, 1e-8),
     )  # fmt: skip
-    m = Metric(metric, beta)
-    return (dims, settings, cpu_metric(m), m.params, l2, 1.0)
+    m = Metric(metric, beta, average)
+    return (dims, settings, cpu_metric(m, layout), m.params, l2, 1.0)
 
 
 def _network(rng, dims):
@@ -76,6 +83,33 @@ def test_gradient_matches_finite_differences(activation, metric, log_loss_weight
     s = rng.uniform(0.5, 1.5, n)
     s /= s.sum()
     args = _args(dims, activation, metric, 1.5, 10.0, log_loss_weight, 0.3)
+    _assert_gradient_is_finite_differences(X, Y, s, theta, args)
+
+
+@pytest.mark.parametrize("log_loss_weight", [0.0, 0.7])
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+@pytest.mark.parametrize("head", ["micro", "weighted", "samples", "softmax"])
+def test_gradient_of_each_output_layer_matches_finite_differences(
+    metric, head, log_loss_weight
+):
+    # Sigmoid units with the metric averaged jointly (macro above), or a
+    # softmax over three classes.
+    rng = np.random.default_rng(METRIC_NAMES.index(metric) + 20)
+    dims = np.array([4, 5, 3])
+    theta = _network(rng, dims)
+    n = 40
+    X = rng.standard_normal((n, 4))
+    softmax = head == "softmax"
+    if softmax:
+        Y = np.eye(3, dtype=np.uint8)[rng.integers(0, 3, n)]
+        average = None if metric in JOINT else "macro"
+    else:
+        Y = (rng.random((n, 3)) < 0.3).astype(np.uint8)
+        average = head
+    s = rng.uniform(0.5, 1.5, n)
+    s /= s.sum()
+    args = _args(dims, "tanh", metric, 1.5, 10.0, log_loss_weight, 0.3, average,
+                 softmax)  # fmt: skip
     _assert_gradient_is_finite_differences(X, Y, s, theta, args)
 
 
@@ -217,13 +251,14 @@ def test_predict_is_proba_at_one_half(cancer):
     assert clf.t_ == clf.n_iter_ * X.shape[0]
 
 
-def test_multiclass_one_vs_rest():
+def test_multiclass_has_a_softmax_output():
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     clf = _small().fit(X, y)
-    assert clf.n_outputs_ == 3
+    assert clf.n_outputs_ == 3 and clf.out_activation_ == "softmax"
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
     assert clf.score(X, y) > 0.95
 
 

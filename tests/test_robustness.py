@@ -97,11 +97,13 @@ def test_mlp_float32_weights_that_overflow_are_an_error(data):
 
 # 4. Multiclass probabilities sum to one at any score and dtype.
 def test_probabilities_of_saturated_scores_sum_to_one():
-    proba = np.exp(proba_from_scores(np.full((1, 3), -1e17)))
+    proba = np.exp(proba_from_scores(np.full((1, 3), -1e17), "multiclass"))
     np.testing.assert_allclose(proba, [[1 / 3, 1 / 3, 1 / 3]])
     rng = np.random.default_rng(2)
     scores = (rng.normal(size=(100, 4)) * 1e6).astype(np.float32)
-    np.testing.assert_allclose(np.exp(proba_from_scores(scores)).sum(axis=1), 1.0)
+    np.testing.assert_allclose(
+        np.exp(proba_from_scores(scores, "multiclass")).sum(axis=1), 1.0
+    )
 
 
 @pytest.mark.parametrize("scale", [1e6, 1e7])

@@ -111,7 +111,7 @@ def _partials(metric, cm):
         return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
 
     value = cpu_metric(metric).ctypes(
-        pointer(shares), 2, scale, pointer(metric.params), pointer(partials)
+        pointer(shares), 1, scale, pointer(metric.params), pointer(partials)
     )
     return value, partials / scale  # per count
 
