@@ -14,9 +14,11 @@ and the output unit's terms are compiled from the CPU kernels' source
 (:func:`_device_function`), and the optimiser from ``_optim``'s, so the two
 backends cannot drift apart.
 
-numba.cuda has no first-class functions: the metric is compiled into the one
-small kernel that applies it (:func:`device_metric`), once per metric and
-process; the kernels that read the data do not depend on it.
+numba.cuda has no first-class functions: the metric is compiled into the
+small kernels that apply it (:func:`device_metric_call`), once per metric and
+process: one thread after a pass, or one thread per row for
+``average="samples"`` (each row's own metric); the kernels that read ``X``
+do not depend on it.
 
 Data go to the GPU once per backend; the training loops run there, and only
 the parameters, the loss curve and a status word come back.

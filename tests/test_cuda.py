@@ -34,15 +34,19 @@ from numba import cuda  # noqa: E402
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier  # noqa: E402
 from sk_anyloss import _kernels_cpu as cpu  # noqa: E402
 from sk_anyloss import _kernels_cuda as gpu  # noqa: E402
+from sk_anyloss._base import read_target  # noqa: E402
 from sk_anyloss._metrics import (  # noqa: E402
     FORMULAS,
     METRIC_NAMES,
     Metric,
     resolve_metric,
 )
+from sk_anyloss._metrics_multi import LABELS, MATRIX  # noqa: E402
 from sk_anyloss._optim import Optimizer, new_state  # noqa: E402
 from sk_anyloss._settings import (  # noqa: E402
     ACTIVATION_CODES,
+    SIGMOID,
+    SOFTMAX,
     LinearSettings,
     MLPSettings,
 )
@@ -56,6 +60,11 @@ def small_launches(monkeypatch):
     monkeypatch.setattr(gpu, "MAX_BLOCKS", 3)
     monkeypatch.setattr(gpu, "TILE", 4)
     monkeypatch.setattr(gpu, "CHECK_EVERY", 4)
+
+
+def _target_of(y, metric="f1", average=None):
+    """The ``_base.Problem`` of labels ``y``, as an estimator reads them."""
+    return read_target(y, metric, average)[1]
 
 
 def _problem(n=53, d=3, dtype=np.float64, weighted=False, seed=0):
@@ -102,20 +111,52 @@ def test_metric_device_function_is_the_registry(name):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_linear_pass_and_warm_up_match_the_cpu(dtype, weighted):
     X, y, sw, theta = _problem(dtype=dtype, weighted=weighted)
+    problem = _target_of(y)
     cpu_backend, gpu_backend = cpu.LinearBackend(X, sw), gpu.LinearBackend(X, sw)
-    target = cpu_backend.target(y)
-    assert tuple(gpu_backend.target(y)[1:]) == tuple(target[1:])
+    target = cpu_backend.target(problem)
+    gpu_target = gpu_backend.target(problem)
+    np.testing.assert_array_equal(gpu_target.Y.copy_to_host(), target.Y)
+    np.testing.assert_array_equal(gpu_target.pos.copy_to_host(), target.pos)
+    assert gpu_target.scale == target.scale
     for logistic in (False, True):
-        total, _ = gpu_backend.pass_sums(gpu_backend.target(y), theta, 73.0, logistic)
-        part = cpu.linear_pass.serial(X, y, sw / sw.sum(), theta, 73.0, logistic)
+        total = gpu_backend.pass_sums(gpu_target, theta, 73.0, logistic)
+        part = cpu.linear_pass.serial(X, target.Y, sw / sw.sum(), theta, 73.0, logistic)
         np.testing.assert_allclose(
-            total.copy_to_host(), cpu.reduce_chunks(part), rtol=RTOL, atol=1e-15
+            total, cpu.reduce_chunks(part), rtol=RTOL, atol=1e-15
         )
     with cpu_backend.log_loss(target, 0.1, True) as f:
         expected = f(theta)
-    with gpu_backend.log_loss(gpu_backend.target(y), 0.1, True) as f:
+    with gpu_backend.log_loss(gpu_target, 0.1, True) as f:
         got = f(theta)
     for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-15)
+
+
+def _multi_problem(kind, n=53, d=3, weighted=True, seed=1):
+    """Data with a multiclass (3 classes) or multilabel (3 labels) target."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    s = X @ np.array([1.5, -1.0, 0.5])
+    if kind == "multiclass":
+        y = np.digitize(s, np.quantile(s, [0.25, 0.6]))
+    else:
+        y = np.column_stack([s > 0, X[:, 1] > 0.3, X[:, 2] < -0.5]).astype(int)
+    sw = rng.uniform(0.0, 2.0, n) if weighted else np.ones(n)
+    return X, y, sw
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel"])
+def test_multi_output_warm_up_matches_the_cpu(kind):
+    X, y, sw = _multi_problem(kind)
+    problem = _target_of(y)
+    rng = np.random.default_rng(3)
+    theta = 0.3 * rng.standard_normal(problem.n_outputs * (X.shape[1] + 1))
+    results = []
+    for kernels in (cpu, gpu):
+        backend = kernels.LinearBackend(X, sw)
+        with backend.log_loss(backend.target(problem), 0.1, True) as f:
+            results.append(f(theta))
+    for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-15)
 
 
@@ -148,7 +189,7 @@ def test_linear_fit_follows_the_cpu_loop(solver, weighted, tol, metric):
         backend = kernels.LinearBackend(X, sw)
         theta = np.zeros(X.shape[1] + 1)
         status, curve = backend.fit(
-            backend.target(y), theta, settings, Metric(metric, 2.0)
+            backend.target(_target_of(y)), theta, settings, Metric(metric, 2.0)
         )
         results.append((status, theta, curve))
     (status_c, theta_c, curve_c), (status_g, theta_g, curve_g) = results
@@ -175,7 +216,9 @@ def test_user_metric_fits_follow_the_cpu(weighted):
         backend = kernels.LinearBackend(X, sw)
         theta = np.zeros(X.shape[1] + 1)
         metric = resolve_metric(youden)
-        status, curve = backend.fit(backend.target(y), theta, settings, metric)
+        status, curve = backend.fit(
+            backend.target(_target_of(y)), theta, settings, metric
+        )
         results.append((theta, curve))
     # Sums in another order: Adam's first steps, m / sqrt(v), magnify the last
     # bits of small gradient components.
@@ -184,9 +227,7 @@ def test_user_metric_fits_follow_the_cpu(weighted):
     X, Y, sw, rng = _mlp_problem(9, 3, 1, weighted, np.float64)
     dims = np.array([3, 2, 1], dtype=np.int64)
     theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
-    settings = MLPSettings(
-        2, 20.0, 0.5, 0.5, 9, Optimizer(0, 0.01, 0.9, 0.9, 0.999, 1e-8)
-    )
+    settings = _mlp_settings(2, 0.5, 9, 0, "binary", 1)
     out = []
     for kernels in (cpu, gpu):
         state = new_state(theta.shape[0])
@@ -204,8 +245,9 @@ def test_linear_fit_reports_divergence():
     backend = gpu.LinearBackend(X, sw)
     theta = np.full(X.shape[1] + 1, np.nan)
     status, curve = backend.fit(
-        backend.target(y), theta, _linear_settings("adam", 5, None), Metric("f1")
-    )
+        backend.target(_target_of(y)), theta, _linear_settings("adam", 5, None),
+        Metric("f1"),
+    )  # fmt: skip
     assert status == -1 and len(curve) == 0
 
 
@@ -217,18 +259,36 @@ def _mlp_problem(n, d, K, weighted, dtype, seed=0):
     return X, Y, sw, rng
 
 
-def _mlp_epochs(backend, theta, dims, activation, solver, batch_size, orders,
-                metric="mcc", log_loss=0.7):  # fmt: skip
-    theta = theta.copy()
-    settings = MLPSettings(
-        ACTIVATION_CODES[activation], 20.0, log_loss, 0.5, batch_size,
-        Optimizer(solver, 0.01, 0.9, 0.9, 0.999, 1e-8),
+# Output layers: sigmoid units with the metric of each label's matrix
+# averaged ("macro", ...) or of each row ("samples"), the binary target's 2 x 2
+# matrix averaged over both classes ("binary-macro"), a softmax ("softmax").
+HEADS = ["macro", "micro", "weighted", "samples", "binary-macro", "softmax"]
+
+
+def _mlp_settings(activation, log_loss, batch_size, solver, head, K):
+    layout = MATRIX if head in ("softmax", "binary-macro") else LABELS
+    return MLPSettings(
+        activation, SOFTMAX if head == "softmax" else SIGMOID, layout,
+        2 if head == "binary-macro" else K, head == "samples", 20.0, log_loss,
+        0.5, batch_size, Optimizer(solver, 0.01, 0.9, 0.9, 0.999, 1e-8),
     )  # fmt: skip
+
+
+def _head_metric(metric, head):
+    average = {"binary": None, "softmax": "macro", "binary-macro": "macro"}
+    return Metric(metric, 2.0, average.get(head, head))
+
+
+def _mlp_epochs(backend, theta, dims, activation, solver, batch_size, orders,
+                metric="mcc", log_loss=0.7, head="macro"):  # fmt: skip
+    theta = theta.copy()
+    settings = _mlp_settings(
+        ACTIVATION_CODES[activation], log_loss, batch_size, solver, head,
+        int(dims[-1]),
+    )  # fmt: skip
+    m = _head_metric(metric, head)
     state = new_state(theta.shape[0])
-    losses = [
-        backend.epoch(order, theta, dims, settings, Metric(metric, 2.0), state)
-        for order in orders
-    ]
+    losses = [backend.epoch(order, theta, dims, settings, m, state) for order in orders]
     return theta, state.m, state.v, state.steps[0], losses
 
 
@@ -272,6 +332,56 @@ def test_mlp_epoch_follows_the_cpu_epoch_for_every_metric(metric):
     np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
 
 
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("metric", ["f1", "mcc"])
+def test_mlp_epoch_of_every_output_layer_follows_the_cpu(head, metric):
+    n, K = 13, 1 if head == "binary-macro" else 3
+    X, Y, sw, rng = _mlp_problem(n, 4, K, True, np.float32)
+    if head == "softmax":
+        Y = np.eye(K, dtype=np.uint8)[rng.integers(0, K, n)]
+    dims = np.array([4, 5, K], dtype=np.int64)
+    theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
+    orders = [rng.permutation(n) for _ in range(2)]
+    args = (theta, dims, "tanh", 0, 5, orders, metric, 0.7, head)
+    expected = _mlp_epochs(cpu.MLPBackend(X, Y, sw), *args)
+    got = _mlp_epochs(gpu.MLPBackend(X, Y, sw), *args)
+    for a, b in zip(got[:3], expected[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kind, metric, average",
+    [
+        ("multiclass", "f1", None),
+        ("multiclass", "mcc", None),
+        ("multiclass", "jaccard", "weighted"),
+        ("multilabel", "f1", None),
+        ("multilabel", "f1", "micro"),
+        ("multilabel", "fbeta", "weighted"),
+        ("multilabel", "f1", "samples"),
+        ("binary", "f1", "macro"),
+    ],
+)
+def test_multi_output_fit_follows_the_cpu_loop(kind, metric, average):
+    X, y, sw = _multi_problem("multiclass" if kind == "binary" else kind)
+    if kind == "binary":
+        y = (y == 2).astype(int)
+    problem = _target_of(y, metric, average)
+    settings = _linear_settings("adam", 6, None)
+    m = resolve_metric(metric, 2.0, problem.average)
+    results = []
+    for kernels in (cpu, gpu):
+        backend = kernels.LinearBackend(X, sw)
+        theta = np.zeros(problem.n_outputs * (X.shape[1] + 1))
+        status, curve = backend.fit(backend.target(problem), theta, settings, m)
+        results.append((status, theta, curve))
+    (status_c, theta_c, curve_c), (status_g, theta_g, curve_g) = results
+    assert status_g == status_c == cpu.STOPPED
+    np.testing.assert_allclose(theta_g, theta_c, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(curve_g, curve_c, rtol=1e-9)
+
+
 def test_mlp_epoch_reports_divergence():
     X, Y, sw, rng = _mlp_problem(9, 5, 1, False, np.float64)
     dims = np.array([5, 2, 1], dtype=np.int64)
@@ -295,9 +405,11 @@ def _data(n=60, n_classes=2, seed=0):
     return X, y
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("n_classes", [2, 3, "multilabel"])
 def test_linear_classifier_on_cuda_predicts_as_on_cpu(n_classes):
-    X, y = _data(n_classes=n_classes)
+    X, y = _data(n_classes=2 if n_classes == "multilabel" else n_classes)
+    if n_classes == "multilabel":
+        y = np.column_stack([y, X[:, 1] > 0, X[:, 2] < 0]).astype(int)
     params = _short(dict(max_iter=12 if n_classes == 2 else 4, tol=None, metric="f1"))
     sw = np.linspace(0.5, 1.5, X.shape[0])
     cpu_model = AnyLossClassifier(**params).fit(X, y, sample_weight=sw)
@@ -309,8 +421,11 @@ def test_linear_classifier_on_cuda_predicts_as_on_cpu(n_classes):
     assert type(gpu_model.coef_) is np.ndarray
 
 
-def test_mlp_classifier_on_cuda_predicts_as_on_cpu():
-    X, y = _data(n=24)
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel"])
+def test_mlp_classifier_on_cuda_predicts_as_on_cpu(kind):
+    X, y = _data(n=24, n_classes=3 if kind == "multiclass" else 2)
+    if kind == "multilabel":
+        y = np.column_stack([y, X[:, 1] > 0]).astype(int)
     params = dict(hidden_layer_sizes=(3,), batch_size=12, max_iter=2, random_state=0)
     cpu_model = AnyLossMLPClassifier(**params).fit(X, y)
     gpu_model = AnyLossMLPClassifier(device="cuda", **params).fit(X, y)
