@@ -79,6 +79,16 @@ class AnyLossClassifier(AnyLossEstimator):
     A sample is predicted positive when ``predict_proba(X)[:, 1] >= 0.5``,
     the decision rule the metric was optimised for.
 
+    A multiclass target is one joint model: ``p = softmax(X @ W.T + b)``,
+    trained on the soft K x K confusion matrix of the assignments
+    ``a = softmax(amplifier / 2 * p)`` (each iteration reads ``X`` twice),
+    and predicts the top class. A multilabel target (an indicator matrix)
+    has one sigmoid output per label, trained jointly on the metric
+    averaged over the labels' matrices (``average``), and predicts each
+    label where its probability is at least 0.5. One-vs-rest training of
+    independent binary models remains available as
+    ``OneVsRestClassifier(AnyLossClassifier())``.
+
     Parameters
     ----------
     metric : {"accuracy", "balanced_accuracy", "f1", "fbeta", "gmean", "mcc", \
@@ -92,6 +102,8 @@ class AnyLossClassifier(AnyLossEstimator):
 
     beta : float, default=1.0
         Weight of recall against precision; used by ``metric="fbeta"`` only.
+
+    {average}
 
     amplifier : float, default=20.0
         The amplifying scale ``L`` of the approximation function. Larger values
@@ -157,19 +169,19 @@ class AnyLossClassifier(AnyLossEstimator):
     ----------
     {classes_}
 
-    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Coefficients; one row for a binary problem, one per class (one-vs-rest)
-        otherwise. Same dtype as the training data.
+    coef_ : ndarray of shape (1, n_features) or (n_outputs, n_features)
+        Coefficients; one row for a binary problem, one per class of a
+        multiclass target (the rows of the joint softmax model), one per label
+        of a multilabel target. Same dtype as the training data.
 
-    intercept_ : ndarray of shape (1,) or (n_classes,)
+    intercept_ : ndarray of shape (1,) or (n_outputs,)
         Intercepts.
 
     n_iter_ : int
-        Number of iterations run (the largest over the one-vs-rest problems).
+        Number of iterations run.
 
-    loss_curve_ : list of float, or list of list of float
-        Training loss at each iteration, before the update; one list per class
-        for a multiclass target.
+    loss_curve_ : list of float
+        Training loss at each iteration, before the update.
 
     {features_in}
 

@@ -2,14 +2,14 @@
 
 Two layouts of the (soft, weighted) counts reach a metric:
 
-* **labels**, ``cms`` (4 L, flat): one binary confusion matrix
-  ``[tn, fp, fn, tp]`` per label (a multilabel target; a binary target is
-  one label).  The metric is the binary metric of each label, averaged
-  (:data:`AVERAGE_CODES`): ``"macro"`` the mean over labels, ``"weighted"`` the mean weighted by each
+* **labels**, ``cms`` (4 L, flat): one binary confusion matrix ``[tn, fp, fn,
+  tp]`` per label (a multilabel target; a binary target is one label). The
+  metric is the binary metric of each label, averaged (:data:`AVERAGE_CODES`):
+  ``"macro"`` the mean over labels, ``"weighted"`` the mean weighted by each
   label's true count (``fn + tp``), ``"micro"`` the metric of the summed
-  matrices.  (``"samples"``, the mean over samples of each sample's metric
-  over its labels, is a matrix per sample: the backends apply the binary
-  metric to each sample's row.)
+  matrices. (``"samples"``, the mean over samples of each sample's metric over
+  its labels, is a matrix per sample: the backends apply the binary metric to
+  each sample's row.)
 * **matrix**, ``C`` (K, K): ``C[t, k]`` the count of samples of true class
   ``t`` assigned to class ``k``, as ``sklearn.metrics.confusion_matrix`` lays
   it out (a multiclass target).  Accuracy, balanced accuracy (the mean

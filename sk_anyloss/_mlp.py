@@ -45,9 +45,15 @@ class AnyLossMLPClassifier(AnyLossEstimator):
     ``p = sigmoid(z)``. Training minimises ``1 - M(TN, FP, FN, TP)`` of the
     soft confusion matrix of each mini-batch, made differentiable with the
     AnyLoss approximation ``a = sigmoid(amplifier * (p - 0.5))``, plus, for
-    some metrics, a class-balanced log-loss term (``log_loss_weight``). A
-    multiclass target gets one output unit per class, each trained
-    one-vs-rest on the metric, and the loss is their mean.
+    some metrics, a class-balanced log-loss term (``log_loss_weight``).
+
+    A multiclass target gets a softmax output layer trained jointly on the
+    soft K x K confusion matrix of the assignments
+    ``a = softmax(amplifier / 2 * p)`` and predicts the top class. A
+    multilabel target (an indicator matrix) gets one sigmoid unit per label,
+    trained on the metric averaged over the labels' matrices (``average``),
+    and predicts each label where its probability is at least 0.5, as
+    ``MLPClassifier`` does.
 
     Mini-batches are stratified: every batch holds the classes in the
     proportions of the training data, so the soft confusion matrix of a batch
@@ -67,6 +73,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
     beta : float, default=1.0
         Weight of recall against precision; used by ``metric="fbeta"`` only.
 
+    {average}
+
     amplifier : float, default=10.0
         The amplifying scale ``L`` of the approximation function. Lower than
         the paper's 73: a network saturates its outputs quickly, and a
@@ -76,8 +84,10 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
     log_loss_weight : float or "auto", default="auto"
         Weight of a class-balanced log-loss added to the loss ``1 - M`` (each
-        class's mean log-loss, averaged over the two classes; per output
-        unit for a multiclass target). It gives every sample a gradient that
+        class's mean log-loss, averaged over the two classes; for a
+        multiclass target the multinomial log-loss, each class's mean
+        averaged over the classes; for a multilabel target, averaged over the
+        labels). It gives every sample a gradient that
         grows with how wrong it is, where the metric alone weighs a class's
         samples alike. 0 trains on the metric alone, as in the AnyLoss
         paper. ``"auto"`` is 0.5 for the metrics it was measured to improve
@@ -184,10 +194,11 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         Number of layers, input and output included.
 
     n_outputs_ : int
-        Number of output units (1 for a binary target).
+        Number of output units: 1 for a binary target, one per class of a
+        multiclass target, one per label of a multilabel target.
 
     out_activation_ : str
-        ``"logistic"``.
+        ``"softmax"`` for a multiclass target, ``"logistic"`` otherwise.
 
     {features_in}
 
@@ -302,13 +313,14 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         X : array-like of shape (n_samples, n_features)
             Training data.
 
-        y : array-like of shape (n_samples,)
-            Target labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Target labels, or a multilabel indicator matrix.
 
         classes : array-like of shape (n_classes,), default=None
             All the classes that will ever be seen; required on the first call.
-            For a multilabel target the labels are the columns of ``y``, and
-            ``classes`` is not read.
+            For a multilabel target the labels are the columns of ``y``:
+            ``classes`` must still be given on the first call, as for
+            ``MLPClassifier``, but its values are not read.
 
         {sample_weight}
 

@@ -13,7 +13,9 @@ of a classifier, are :func:`gmean_score` and
 :func:`anyloss` computes the training loss itself, ``1 - M`` of the soft
 confusion matrix of predicted probabilities, for use outside scikit-learn.
 
-All metrics here are defined on a binary confusion matrix; a denominator of
+The metrics are those of a binary confusion matrix, and, for multiclass and
+multilabel targets, their averages over classes or labels (``average``) or
+their multiclass definitions, as the estimators train them; a denominator of
 zero gives the value 0, as scikit-learn's functions with ``zero_division=0``.
 """
 
@@ -34,7 +36,7 @@ from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
-from ._base import fill_doc
+from ._base import AVERAGES, fill_doc, resolve_average
 from ._kernels_cpu import amplified
 from ._metrics import (
     METRIC_NAMES,
@@ -206,14 +208,72 @@ def get_scorer_names():
     return list(METRIC_NAMES)
 
 
-def get_scorer(metric, *, beta=1.0, pos_label=1):
+def _multi_target(y_true, y_pred):
+    """``(kind, Y_true, Y_pred)``: the target kind of hard labels and both
+    as 0/1 outputs (n, n_outputs), or ``None`` for a target of at most two
+    classes (the binary metrics' own validation applies there)."""
+    check_consistent_length(y_true, y_pred)
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.ndim == 2 and y_true.shape[1] > 1:
+        if type_of_target(y_true) != "multilabel-indicator" or (
+            y_pred.shape != y_true.shape
+        ):
+            raise ValueError(
+                "A 2d y_true must be a multilabel indicator matrix of 0 and 1 and "
+                f"y_pred one of the same shape; got {type_of_target(y_true)} of "
+                f"shape {y_true.shape} and y_pred of shape {y_pred.shape}."
+            )
+        return "multilabel", y_true, (y_pred != 0).astype(np.float64)
+    y_true = column_or_1d(y_true)
+    y_pred = column_or_1d(y_pred)
+    labels = unique_labels(y_true, y_pred)
+    if labels.shape[0] <= 2:
+        return None
+    one_hot = labels[None, :]
+    return "multiclass", y_true[:, None] == one_hot, y_pred[:, None] == one_hot
+
+
+def _score(y_true, y_pred, *, metric, beta=1.0, pos_label=1, average=None,
+           sample_weight=None):  # fmt: skip
+    """The metric of hard labels of any target, as the estimators train it."""
+    multi = _multi_target(y_true, y_pred)
+    if multi is None:
+        if average is None:
+            if callable(metric):
+                return _function_score(
+                    y_true, y_pred, metric=metric, pos_label=pos_label,
+                    sample_weight=sample_weight,
+                )  # fmt: skip
+            func, takes_pos_label, kwargs = _SCORE_FUNCTIONS[metric]
+            kwargs = dict(kwargs)
+            if takes_pos_label:
+                kwargs["pos_label"] = pos_label
+            if metric == "fbeta":
+                kwargs["beta"] = beta
+            return float(func(y_true, y_pred, sample_weight=sample_weight, **kwargs))
+        t, p, sample_weight = _binary_labels(y_true, y_pred, pos_label, sample_weight)
+        kind, Y_true, Y_pred = "binary", t[:, None], p[:, None]
+    else:
+        kind, Y_true, Y_pred = multi
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(sample_weight, Y_true)
+    average = resolve_average(kind, metric, average)
+    m = resolve_metric(metric, beta, average)
+    return m.of_predictions(kind, Y_true, Y_pred, sample_weight)
+
+
+@fill_doc
+def get_scorer(metric, *, beta=1.0, pos_label=1, average=None):
     """Scorer of the metric an AnyLoss estimator is trained on.
 
-    Pass ``scoring=get_scorer(estimator.metric)`` to
-    :class:`~sklearn.model_selection.GridSearchCV`,
+    Pass ``scoring=get_scorer(estimator.metric, average=estimator.average)``
+    to :class:`~sklearn.model_selection.GridSearchCV`,
     :func:`~sklearn.model_selection.cross_validate` and the like to select
     models on the metric they optimise. The scorer calls ``predict``: it scores
-    hard labels, the decision rule the metric was trained for.
+    hard labels, the decision rule the metric was trained for. It scores
+    binary, multiclass and multilabel targets, each as the estimators train on
+    it.
 
     Parameters
     ----------
@@ -231,21 +291,33 @@ def get_scorer(metric, *, beta=1.0, pos_label=1):
         positive (``"f1"``, ``"fbeta"``, ``"jaccard"``,
         ``"fowlkes_mallows"``). The estimators' positive class is
         ``classes_[1]``, the larger label: pass it here when the labels are not
-        ``{0, 1}``. The other metrics are symmetric in the two classes.
+        ``{0, 1}``. The other metrics are symmetric in the two classes. Unused
+        for multiclass and multilabel targets.
+
+    {average}
 
     Returns
     -------
     scorer : callable
         A scorer made by :func:`sklearn.metrics.make_scorer`, called as
-        ``scorer(estimator, X, y, sample_weight=None)``. It wraps the
-        scikit-learn function where scikit-learn has the metric
-        (``f1_score``, ``matthews_corrcoef``, ...) and :func:`gmean_score` or
-        :func:`fowlkes_mallows_index_score` otherwise.
+        ``scorer(estimator, X, y, sample_weight=None)``. On a binary target
+        with ``average=None`` it calls the scikit-learn function where
+        scikit-learn has the metric (``f1_score``, ``matthews_corrcoef``, ...)
+        and :func:`gmean_score` or :func:`fowlkes_mallows_index_score`
+        otherwise. On the other targets it computes the metric of the
+        confusion matrices of the predictions, the hard-label value of what
+        the estimators train: it equals ``f1_score(average="macro")``,
+        ``matthews_corrcoef``, ``balanced_accuracy_score`` and the like, and
+        for ``"gmean"`` of a multiclass target imbalanced-learn's
+        ``geometric_mean_score`` (the geometric mean of the recalls).
 
     Raises
     ------
     ValueError
-        If ``metric`` is not one of :func:`get_scorer_names`.
+        If ``metric`` is not one of :func:`get_scorer_names`, or ``average``
+        is not one of ``None``, ``"macro"``, ``"micro"``, ``"weighted"``,
+        ``"samples"``; when scoring, if ``average`` does not apply to the
+        metric or the target (as for the estimators).
 
     Notes
     -----
@@ -273,18 +345,28 @@ def get_scorer(metric, *, beta=1.0, pos_label=1):
     >>> scores = cross_val_score(model, X, y, scoring=get_scorer("mcc"))
     >>> bool(scores.mean() > 0.85)
     True
+
+    A multiclass target, macro-averaged F1 (the default average of a
+    multiclass target for ``"f1"``):
+
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), AnyLossClassifier(metric="f1"))
+    >>> scores = cross_val_score(model, X, y, scoring=get_scorer("f1", average="macro"))
+    >>> bool(scores.mean() > 0.9)
+    True
     """
     if callable(metric):
         resolve_metric(metric)  # a clear error now, for a function it cannot use
-        return make_scorer(_function_score, metric=metric, pos_label=pos_label)
-    check_metric_name(metric)  # a clear error for unknown names
-    func, takes_pos_label, kwargs = _SCORE_FUNCTIONS[metric]
-    kwargs = dict(kwargs)
-    if takes_pos_label:
-        kwargs["pos_label"] = pos_label
-    if metric == "fbeta":
-        kwargs["beta"] = beta
-    return make_scorer(func, **kwargs)
+    else:
+        check_metric_name(metric)  # a clear error for unknown names
+    if average is not None and average not in AVERAGES:
+        raise ValueError(
+            f"average must be None or one of {list(AVERAGES)!r}; got {average!r}."
+        )
+    return make_scorer(
+        _score, metric=metric, beta=beta, pos_label=pos_label, average=average
+    )
 
 
 @njit(cache=True)
