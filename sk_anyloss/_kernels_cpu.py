@@ -954,11 +954,11 @@ def _outputs(target):
 # products call BLAS through ``np.dot``, held to one thread during an epoch:
 # on several threads BLAS may split a product's sums differently (measured:
 # the last bit of the weights at batches of 2,000), and the model must not
-# depend on the thread count.  Output unit ``k`` gives ``p_k = sigmoid(z_k)``
-# and is trained on ``1 - M`` of its own soft confusion matrix (one-vs-rest) plus
-# ``log_loss`` times the batch's class-balanced log-loss (the mean over the
-# two classes of each class's mean log-loss); the batch loss is the mean over
-# outputs plus ``alpha / (2 b) * sum |W_l|^2``, as in
+# depend on the thread count.  The output layer is sigmoid units (a binary
+# target, one per label of a multilabel target; ``_sigmoid_output``) or a
+# softmax (a multiclass target; ``_softmax_output``), trained on ``1 - M`` of
+# the batch's soft confusion matrices plus ``log_loss`` times a
+# class-balanced log-loss, plus ``alpha / (2 b) * sum |W_l|^2``, as in
 # scikit-learn's MLPClassifier, with ``b`` the batch's total sample weight (its
 # size when unweighted), so that a weight of 2 acts as a repeated row.
 
