@@ -138,7 +138,7 @@ def bench_linear_epoch(n, d, iters, repeats):
     width = 2 * d + 4
     n_blocks = min((n + tpb - 1) // tpb, kc.MAX_BLOCKS)
     X_d = cuda.to_device(X)
-    y_d = cuda.to_device(y01)
+    y_d = cuda.to_device(y01[:, None])
     sw_d = cuda.to_device(np.full(n, 1.0 / n))
     theta = cuda.to_device(0.01 * np.ones(d + 1))
     part = cuda.device_array((n_blocks, width))
@@ -147,7 +147,7 @@ def bench_linear_epoch(n, d, iters, repeats):
 
     def epochs():
         for _ in range(iters):
-            kernels.epoch[n_blocks, tpb](
+            kernels.labels_pass[(n_blocks, 1), tpb](
                 X_d, y_d, sw_d, theta, AMPLIFIER, False, part, counts
             )
             kernels.reduce_part[width, tpb](part, total, counts)

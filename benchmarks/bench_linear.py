@@ -43,10 +43,11 @@ from threadpoolctl import threadpool_info
 
 import sk_anyloss
 from sk_anyloss import AnyLossClassifier
+from sk_anyloss._base import Problem
 from sk_anyloss._kernels_cpu import (
-    BinaryTarget,
     cpu_metric,
     linear_pass,
+    make_target,
     metric_loss_grad,
     reduce_chunks,
 )
@@ -215,17 +216,16 @@ def bench_epoch(n, d, repeats, fit_iter):
     """Epoch times (seconds) per dtype and method, and the floor ``X.sum()``."""
     X64, y = make_data(n, d)
     theta = 0.1 * np.random.default_rng(SEED + 1).standard_normal(d + 1)
-    pos = float(y.mean())
     sw = np.full(n, 1.0 / n)
     metric = Metric(METRIC)
     compiled = cpu_metric(metric)
     y_int = y.astype(np.int64)
 
-    target = BinaryTarget(y, pos, 1.0 - pos, float(n))
+    target = make_target(Problem("binary", y[:, None], y, None), np.ones(n))
 
     def epoch(variant, X):
         # One pass, its sums added up and the metric's loss and gradient.
-        total = reduce_chunks(variant(X, y, sw, theta, AMPLIFIER, False))
+        total = reduce_chunks(variant(X, target.Y, sw, theta, AMPLIFIER, False))
         grad = np.empty(d + 1)
         args = (compiled, metric.params, 0.0, True)
         return metric_loss_grad(total, target, theta, grad, *args)

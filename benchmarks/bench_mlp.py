@@ -66,9 +66,10 @@ from sk_anyloss._kernels_cpu import (
     mlp_loss_grad,
 )
 from sk_anyloss._metrics import Metric
+from sk_anyloss._metrics_multi import LABELS as LABELS_LAYOUT
 from sk_anyloss._mlp import _stratified_order
 from sk_anyloss._optim import Optimizer, new_state
-from sk_anyloss._settings import ACTIVATION_CODES, MLPSettings
+from sk_anyloss._settings import ACTIVATION_CODES, SIGMOID, MLPSettings
 
 SEED = 0
 METRIC = "f1"
@@ -462,8 +463,9 @@ def profile_epoch(n, d, hidden, batch_size, repeats):
 
     def settings(activation):
         return MLPSettings(
-            activation, AMPLIFIER, LOG_LOSS_WEIGHT, ALPHA, batch_size, optimizer
-        )
+            activation, SIGMOID, LABELS_LAYOUT, 1, False, AMPLIFIER, LOG_LOSS_WEIGHT,
+            ALPHA, batch_size, optimizer,
+        )  # fmt: skip
 
     backend = MLPBackend(X, Y, np.ones(n))
     order = _stratified_order(y, True, np.random.RandomState(SEED))

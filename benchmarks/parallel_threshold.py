@@ -23,7 +23,7 @@ def main():
         X = rng.standard_normal((n, d))
         y = (rng.random(n) < 0.2).astype(np.uint8)
         theta = np.full(d + 1, 0.01)
-        args = (X, y, np.full(n, 1.0 / n), theta, 73.0, False)
+        args = (X, y[:, None], np.full(n, 1.0 / n), theta, 73.0, False)
         times = {}
         for variant in ("serial", "parallel"):
             kernel = getattr(linear_pass, variant)
