@@ -291,7 +291,8 @@ def dataset_table(table, family, split):
     for name, i in metrics:
         where = family if multilabel else f"{family}, {split}"
         lines += ["", f"{where}: {name} (5-fold mean)", ""]
-        lines.append("| dataset | n used | K | " + " | ".join(labels) + " |")
+        width = "L" if multilabel else "K"
+        lines.append(f"| dataset | n used | {width} | " + " | ".join(labels) + " |")
         lines.append("|---" * (len(labels) + 3) + "|")
         for key in keys:
             first = next(v for k, v in table.items() if k[:3] == (family, split, key))

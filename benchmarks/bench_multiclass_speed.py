@@ -44,8 +44,8 @@ from sk_anyloss._kernels_cpu import (
 )
 from sk_anyloss._metrics import Metric
 from sk_anyloss._metrics_multi import LABELS, MATRIX
-from sk_anyloss._settings import LinearSettings
 from sk_anyloss._optim import Optimizer
+from sk_anyloss._settings import LinearSettings
 
 SEED = 0
 AMPLIFIER = 20.0
@@ -139,7 +139,9 @@ def main():
     X, y = make_data(n, d, K)
     yb = (y == 0).astype(np.int64)
     ones = np.ones(n)
-    binary = make_target(Problem("binary", yb[:, None].astype(np.uint8), yb, None), ones)
+    binary = make_target(
+        Problem("binary", yb[:, None].astype(np.uint8), yb, None), ones
+    )
     Y = (y[:, None] == np.arange(K)).astype(np.uint8)
     joint = make_target(Problem("multiclass", Y, y, "macro"), ones)
     f1 = Metric("f1")

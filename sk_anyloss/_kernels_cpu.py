@@ -1215,6 +1215,48 @@ def mlp_forward(X, theta, dims, activation):
     return acts
 
 
+@njit(inline="always")
+def upper_loss_grad(Z1, Y, s, theta, dims, settings, metric, params, l2, count,
+                    grad):  # fmt: skip
+    """The batch loss and its gradient with respect to every layer but the
+    first (into ``grad``), from the first layer's affine output ``Z1 = X W_1
+    + b_1`` (overwritten); returns ``(loss, delta_1)``, ``delta_1 = d loss /
+    d Z1``, from which the caller computes the first layer's gradient (on
+    dense or sparse ``X``). The loss includes every layer's penalty."""
+    offsets = _layer_offsets(dims)
+    n_layers = dims.shape[0] - 1
+    # acts[l] is the output of layer l + 1 (activated, but for the last)
+    acts = [Z1]
+    if n_layers > 1:
+        _activate(Z1, settings.activation)
+    for layer in range(1, n_layers):
+        W, b = _weights(theta, dims, offsets, layer)
+        Z = np.dot(acts[layer - 1], W)
+        Z += b
+        if layer < n_layers - 1:
+            _activate(Z, settings.activation)
+        acts.append(Z)
+    Z = acts[n_layers - 1]
+    delta = np.empty(Z.shape)
+    if settings.output == SOFTMAX:
+        loss = _softmax_output(Z, Y, s, settings, metric, params, count, delta)
+    else:
+        loss = _sigmoid_output(Z, Y, s, settings, metric, params, count, delta)
+    penalty = 0.0
+    for layer in range(n_layers - 1, 0, -1):
+        W, _ = _weights(theta, dims, offsets, layer)
+        gW, gb = _weights(grad, dims, offsets, layer)
+        gW[:, :] = np.dot(acts[layer - 1].T, delta) + l2 * W
+        penalty += np.sum(W * W)
+        for j in range(gb.shape[0]):
+            gb[j] = np.sum(delta[:, j])
+        delta = np.dot(delta, W.T)
+        _scale_by_derivative(delta, acts[layer - 1], settings.activation)
+    W, _ = _weights(theta, dims, offsets, 0)
+    penalty += np.sum(W * W)
+    return loss + 0.5 * l2 * penalty, delta
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, grad):
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
@@ -1226,26 +1268,17 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, gra
     ``l2 / 2 * sum |W_l|^2``.
     """
     offsets = _layer_offsets(dims)
-    n_layers = dims.shape[0] - 1
-    acts = mlp_forward(X, theta, dims, settings.activation)
-    Z = acts[n_layers]
-    delta = np.empty(Z.shape)
-    if settings.output == SOFTMAX:
-        loss = _softmax_output(Z, Y, s, settings, metric, params, count, delta)
-    else:
-        loss = _sigmoid_output(Z, Y, s, settings, metric, params, count, delta)
-    penalty = 0.0
-    for layer in range(n_layers - 1, -1, -1):
-        W, _ = _weights(theta, dims, offsets, layer)
-        gW, gb = _weights(grad, dims, offsets, layer)
-        gW[:, :] = np.dot(acts[layer].T, delta) + l2 * W
-        penalty += np.sum(W * W)
-        for j in range(gb.shape[0]):
-            gb[j] = np.sum(delta[:, j])
-        if layer > 0:
-            delta = np.dot(delta, W.T)
-            _scale_by_derivative(delta, acts[layer], settings.activation)
-    return loss + 0.5 * l2 * penalty
+    W, b = _weights(theta, dims, offsets, 0)
+    Z1 = np.dot(X, W)
+    Z1 += b
+    loss, delta = upper_loss_grad(
+        Z1, Y, s, theta, dims, settings, metric, params, l2, count, grad
+    )
+    gW, gb = _weights(grad, dims, offsets, 0)
+    gW[:, :] = np.dot(X.T, delta) + l2 * W
+    for j in range(gb.shape[0]):
+        gb[j] = np.sum(delta[:, j])
+    return loss
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -1,0 +1,538 @@
+"""Numba CPU kernels for sparse ``X`` (CSR / CSC), and the sparse backends of
+the two models: the protocol of ``_kernels_cpu``'s backends.
+
+A dense pass reads a row once and adds ``h_i x_i`` into per-chunk partial
+sums of ``d`` entries; with ``d`` in the hundreds of thousands (one-hot
+features, text), per-chunk vectors of ``d`` entries would take more memory
+than the data.  So a sparse iteration reads the nonzeros twice, as
+``X @ w`` and ``X.T @ g`` do:
+
+1. **rows** (CSR, parallel over rows): each row's scores ``z_i``, then each
+   row's terms, ``H`` (n, q), the coefficients of ``x_i`` in the gradient
+   sums, and the small per-chunk sums (soft counts, class masses, ``sum h``)
+   that the dense passes add up too;
+2. **columns** (CSC, the same matrix by columns, parallel over columns):
+   ``X.T @ H``, each column's sum in row order.
+
+The sums are laid out as the dense passes lay out theirs, so what follows a
+pass (the metric, the loss and its gradient, the optimiser's step, the
+stopping rule) is ``_kernels_cpu``'s own code.  Every sum runs in a fixed
+order (rows by chunk of ``CHUNK_ROWS``, each column in row order): the
+model does not depend on the number of threads.  It equals the dense fit up
+to the order of the terms of each dot product.
+
+The backend keeps both layouts of ``X``: the matrix it is given, and its
+conversion to the other format (one more copy of the nonzeros, made once per
+fit).
+"""
+
+import math
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ._backend import cpu_kernel
+from ._kernels_cpu import (
+    CHUNK_ROWS,
+    ENTRIES_PER_CALL,
+    RUNNING,
+    STATUS,
+    _end_iteration,
+    _log_loss,
+    _metric_step,
+    _reduce_chunks,
+    _rows_gradient,
+    _sigmoid_softplus,
+    _Variants,
+    amplified,
+    amplified_softmax,
+    class_masses,
+    cpu_metric,
+    label_width,
+    make_target,
+    n_chunks,
+    new_loop_state,
+    normalised_weights,
+    softmax,
+    softmax_metric_dz,
+)
+from ._kernels_cpu import _is_classes as is_classes
+from ._kernels_cpu import _outputs as n_outputs
+from ._metrics_multi import MATRIX
+
+__all__ = ["LinearBackend", "MLPBackend", "class_masses"]
+
+
+class Compressed(NamedTuple):
+    """A CSR (or CSC) matrix as the kernels take it: row (column) pointers,
+    column (row) indices, values; ``n_cols`` the length of the other axis."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_cols: int
+
+
+def compressed(matrix):
+    """:class:`Compressed` of a SciPy CSR or CSC matrix or array."""
+    return Compressed(
+        matrix.indptr, matrix.indices, matrix.data,
+        matrix.shape[1] if matrix.format == "csr" else matrix.shape[0],
+    )  # fmt: skip
+
+
+def both_layouts(X):
+    """``(rows, columns)``: ``X`` as CSR and as CSC (:class:`Compressed`); the
+    format ``X`` is in is used as is, the other is converted once."""
+    if X.format == "csr":
+        return compressed(X), compressed(X.tocsc())
+    return compressed(X.tocsr()), compressed(X)
+
+
+# --------------------------------------------------------------------------
+# Passes
+
+
+@njit(inline="always")
+def _row_dot(R, i, theta, o):
+    """``theta[o + d] + sum_p data[p] theta[o + indices[p]]`` over row ``i``."""
+    s = theta[o + R.n_cols]
+    for p in range(R.indptr[i], R.indptr[i + 1]):
+        s += R.data[p] * theta[o + R.indices[p]]
+    return s
+
+
+@njit(inline="always")
+def _scores(R, theta, Z):
+    """``Z[i, k] = b_k + x_i . w_k`` for every row (``theta`` laid out as
+    ``[w_k, b_k]`` rows)."""
+    n, m = Z.shape
+    d1 = R.n_cols + 1
+    for i in prange(n):
+        for k in range(m):
+            Z[i, k] = _row_dot(R, i, theta, k * d1)
+
+
+@njit(inline="always")
+def _columns(C, H, out):
+    """``out[k, j] = sum_i H[i, k] X[i, j]`` (``X.T @ H``, transposed), each
+    column ``j`` of ``X`` (CSC ``C``) summed in row order."""
+    q = H.shape[1]
+    for j in prange(out.shape[1]):
+        acc = np.zeros(q)
+        for p in range(C.indptr[j], C.indptr[j + 1]):
+            r = C.indices[p]
+            v = C.data[p]
+            for k in range(q):
+                acc[k] += H[r, k] * v
+        for k in range(q):
+            out[k, j] = acc[k]
+
+
+@njit(inline="always")
+def _labels_terms(Z, Y, sw, amplifier, logistic, H, part):
+    """Each row's terms of a labels pass (see ``_kernels_cpu._labels_pass``):
+    ``H[i, 2 l]`` the row's ``h`` where its label ``l`` is 1, ``H[i, 2 l +
+    1]`` where it is 0 (the other is 0); per chunk, label ``l``'s
+    ``[sum_{y=1} h, sum_{y=0} h, TP, FP]`` in ``part[c, 4 l : 4 l + 4]``."""
+    n, L = Z.shape
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(4 * L)
+        for i in range(start, stop):
+            s = sw[i]
+            for lab in range(L):
+                z = Z[i, lab]
+                if logistic:
+                    dadz, a = _sigmoid_softplus(-z if Y[i, lab] else z)
+                else:
+                    a, dadz = amplified(z, amplifier)
+                h = s * dadz
+                if Y[i, lab]:
+                    H[i, 2 * lab] = h
+                    H[i, 2 * lab + 1] = 0.0
+                    acc[4 * lab] += h
+                    acc[4 * lab + 2] += s * a
+                else:
+                    H[i, 2 * lab] = 0.0
+                    H[i, 2 * lab + 1] = h
+                    acc[4 * lab + 1] += h
+                    acc[4 * lab + 3] += s * a
+        part[c] = acc
+
+
+@njit(inline="always")
+def _labels_total(out, sums, d, total):
+    """The dense labels pass's sums (``_kernels_cpu._labels_pass``, added
+    up) from ``X.T @ H`` and the chunks' sums."""
+    L = sums.shape[0] // 4
+    width = label_width(d)
+    for lab in range(L):
+        o = lab * width
+        for j in range(d):
+            total[o + j] = out[2 * lab, j]
+            total[o + d + j] = out[2 * lab + 1, j]
+        for q in range(4):
+            total[o + 2 * d + q] = sums[4 * lab + q]
+
+
+@njit(inline="always")
+def _rows_total(out, sums, d, total):
+    """The dense rows passes' sums (laid out as ``theta``, then the value if
+    ``total`` has room) from ``X.T @ H`` and the chunks' sums (``sum_i H[i,
+    k]`` for each output, then the value)."""
+    m = out.shape[0]
+    for k in range(m):
+        o = k * (d + 1)
+        for j in range(d):
+            total[o + j] = out[k, j]
+        total[o + d] = sums[k]
+    if total.shape[0] > m * (d + 1):
+        total[m * (d + 1)] = sums[m]
+
+
+@njit(inline="always")
+def _samples_terms(Z, Y, sw, amplifier, metric, params, H, part):
+    """Each row's terms for ``average="samples"`` (see
+    ``_kernels_cpu._samples_pass``): ``H[i, l] = s_i dM_i/dz_il``; per chunk,
+    ``sum H[:, l]`` and ``sum s_i M_i``."""
+    n, L = Z.shape
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(L + 1)
+        cm = np.empty(4)
+        partials = np.empty(4)
+        for i in range(start, stop):
+            for q in range(4):
+                cm[q] = 0.0
+            for lab in range(L):
+                a, _ = amplified(Z[i, lab], amplifier)
+                if Y[i, lab]:
+                    cm[3] += a
+                    cm[2] += 1.0 - a
+                else:
+                    cm[1] += a
+                    cm[0] += 1.0 - a
+            for q in range(4):
+                cm[q] /= L
+            value = metric(cm.ctypes, 1, L, params.ctypes, partials.ctypes)
+            s = sw[i]
+            acc[L] += s * value
+            for lab in range(L):
+                _, dadz = amplified(Z[i, lab], amplifier)
+                if Y[i, lab]:
+                    g = partials[3] - partials[2]
+                else:
+                    g = partials[1] - partials[0]
+                h = s * g * dadz / L
+                H[i, lab] = h
+                acc[lab] += h
+        part[c] = acc
+
+
+@njit(inline="always")
+def _softmax_counts(Z, y, sw, amplifier, part):
+    """Per chunk, the soft confusion matrix ``C[y_i, :] += s_i a_i``."""
+    n, K = Z.shape
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(K * K)
+        p = np.empty(K)
+        a = np.empty(K)
+        for i in range(start, stop):
+            amplified_softmax(Z[i], K, amplifier, p, a)
+            t = y[i]
+            for k in range(K):
+                acc[t * K + k] += sw[i] * a[k]
+        part[c] = acc
+
+
+@njit(inline="always")
+def _softmax_terms(Z, y, sw, amplifier, D, logistic, weights, H, part):
+    """Each row's terms of a softmax pass: ``H[i] = s_i dM/dz_i`` through
+    both softmaxes (``D = dM/dC``), or with ``logistic`` the warm-up's
+    class-balanced log-loss's gradient; per chunk, ``sum H[:, k]`` and
+    (``logistic``) the log-loss."""
+    n, K = Z.shape
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        acc = np.zeros(part.shape[1])
+        p = np.empty(K)
+        a = np.empty(K)
+        u = np.empty(K)
+        for i in range(start, stop):
+            z = Z[i]
+            h = H[i]
+            t = y[i]
+            s = sw[i]
+            if logistic:
+                weight = s * weights[t]
+                top, total = softmax(z, K, p)
+                acc[K] += weight * (math.log(total) + (z[top] - z[t]))
+                rest = 0.0
+                for k in range(K):
+                    h[k] = weight * p[k]
+                    if k != t:
+                        rest += p[k]
+                h[t] = -weight * rest
+            else:
+                top = amplified_softmax(z, K, amplifier, p, a)
+                softmax_metric_dz(p, a, top, D[t], K, amplifier, u, h)
+                for k in range(K):
+                    h[k] *= s
+            for k in range(K):
+                acc[k] += h[k]
+        part[c] = acc
+
+
+# --------------------------------------------------------------------------
+# Compiled loops
+
+
+class _Scratch(NamedTuple):
+    Z: np.ndarray  # (n, outputs): the rows' scores
+    H: np.ndarray  # (n, q): the rows' terms
+    part: np.ndarray  # (n_chunks, width): the chunks' sums
+    sums: np.ndarray  # (width,)
+    out: np.ndarray  # (q, d): X.T @ H
+    total: np.ndarray  # the dense pass's sums
+
+
+@njit(inline="always")
+def _scratch(n, d, outputs, q, width, total_size):
+    return _Scratch(
+        np.empty((n, outputs)), np.empty((n, q)), np.empty((n_chunks(n), width)),
+        np.empty(width), np.empty((q, d)), np.empty(total_size),
+    )  # fmt: skip
+
+
+@njit(inline="always")
+def _labels_pass(R, C, Y, sw, theta, amplifier, logistic, w):
+    """One sparse labels pass at ``theta``: ``w.total`` as the dense one's."""
+    _scores(R, theta, w.Z)
+    _labels_terms(w.Z, Y, sw, amplifier, logistic, w.H, w.part)
+    _reduce_chunks(w.part, w.sums)
+    _columns(C, w.H, w.out)
+    _labels_total(w.out, w.sums, R.n_cols, w.total)
+
+
+@njit(inline="always")
+def _labels_scratch(R, Y):
+    n, L, d = Y.shape[0], Y.shape[1], R.n_cols
+    return _scratch(n, d, L, 2 * L, 4 * L, L * label_width(d))
+
+
+def _fit_labels_source(R, C, target, sw, theta, settings, metric, params, state,
+                       curve, max_calls):  # fmt: skip
+    """``_kernels_cpu._fit_source`` on sparse ``X``."""
+    w = _labels_scratch(R, target.Y)
+    grad = np.empty(theta.shape[0])
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _labels_pass(R, C, target.Y, sw, theta, settings.amplifier, False, w)
+        _metric_step(w.total, target, theta, grad, settings, metric, params, state,
+                     curve)  # fmt: skip
+    return state.counts[STATUS]
+
+
+def _labels_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept, grad):
+    """``_kernels_cpu._log_loss_grad_source`` on sparse ``X``."""
+    w = _labels_scratch(R, target.Y)
+    _labels_pass(R, C, target.Y, sw, theta, 1.0, True, w)
+    return _log_loss(w.total, target, alpha, fit_intercept, theta, grad)
+
+
+def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state,
+                        curve, max_calls):  # fmt: skip
+    """``_kernels_cpu._fit_samples_source`` on sparse ``X``."""
+    n, L = target.Y.shape
+    d = R.n_cols
+    w = _scratch(n, d, L, L, L + 1, L * (d + 1) + 1)
+    grad = np.empty(theta.shape[0])
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _scores(R, theta, w.Z)
+        _samples_terms(w.Z, target.Y, sw, settings.amplifier, metric, params, w.H,
+                       w.part)  # fmt: skip
+        _reduce_chunks(w.part, w.sums)
+        _columns(C, w.H, w.out)
+        _rows_total(w.out, w.sums, d, w.total)
+        squares = _rows_gradient(
+            w.total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+        )
+        loss = 1.0 - w.total[L * (d + 1)] + 0.5 * settings.alpha * squares
+        _end_iteration(loss, theta, grad, settings, state, curve)
+    return state.counts[STATUS]
+
+
+def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state,
+                        curve, max_calls):  # fmt: skip
+    """``_kernels_cpu._fit_softmax_source`` on sparse ``X``: the counts from
+    the rows' scores, then the gradient's terms from the same scores, so the
+    nonzeros are read twice an iteration, as for a binary target."""
+    K = target.weights.shape[0]
+    n = target.y.shape[0]
+    d = R.n_cols
+    w = _scratch(n, d, K, K, K, K * (d + 1))
+    counts = np.empty((n_chunks(n), K * K))
+    Cm = np.empty(K * K)
+    D = np.empty((K, K))
+    grad = np.empty(theta.shape[0])
+    amplifier = settings.amplifier
+    for _ in range(max_calls):
+        if state.counts[STATUS] != RUNNING:
+            break
+        _scores(R, theta, w.Z)
+        _softmax_counts(w.Z, target.y, sw, amplifier, counts)
+        _reduce_chunks(counts, Cm)
+        value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
+        _softmax_terms(w.Z, target.y, sw, amplifier, D, False, target.weights, w.H,
+                       w.part)  # fmt: skip
+        _reduce_chunks(w.part, w.sums)
+        _columns(C, w.H, w.out)
+        _rows_total(w.out, w.sums, d, w.total)
+        squares = _rows_gradient(
+            w.total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+        )
+        loss = 1.0 - value + 0.5 * settings.alpha * squares
+        _end_iteration(loss, theta, grad, settings, state, curve)
+    return state.counts[STATUS]
+
+
+def _softmax_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept,
+                                  grad):  # fmt: skip
+    """``_kernels_cpu._softmax_log_loss_grad_source`` on sparse ``X``."""
+    K = target.weights.shape[0]
+    n = target.y.shape[0]
+    d = R.n_cols
+    w = _scratch(n, d, K, K, K + 1, K * (d + 1) + 1)
+    _scores(R, theta, w.Z)
+    _softmax_terms(w.Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights,
+                   w.H, w.part)  # fmt: skip
+    _reduce_chunks(w.part, w.sums)
+    _columns(C, w.H, w.out)
+    _rows_total(w.out, w.sums, d, w.total)
+    squares = _rows_gradient(w.total, d, 1.0, alpha, fit_intercept, theta, grad)
+    return w.total[K * (d + 1)] + 0.5 * alpha * squares
+
+
+def _labels_pass_source(R, C, Y, sw, theta, amplifier, logistic):
+    """One sparse labels pass: the dense pass's sums (for tests)."""
+    w = _labels_scratch(R, Y)
+    _labels_pass(R, C, Y, sw, theta, amplifier, logistic, w)
+    return w.total
+
+
+fit_linear = _Variants(_fit_labels_source)
+fit_samples = _Variants(_fit_samples_source)
+fit_softmax = _Variants(_fit_softmax_source)
+log_loss_grad = _Variants(_labels_log_loss_grad_source)
+softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
+linear_pass = _Variants(_labels_pass_source)
+
+
+class LinearBackend:
+    """The linear model's full-batch passes over one sparse ``X`` (a SciPy
+    CSR or CSC matrix or array), on the CPU: the protocol of
+    ``_kernels_cpu.LinearBackend``."""
+
+    def __init__(self, X, sample_weight):
+        self._R, self._C = both_layouts(X)
+        self._sw = normalised_weights(sample_weight)
+        self._sample_weight = sample_weight
+        # what a pass costs, in the dense backend's units (entries read)
+        self._entries = 2 * int(self._R.data.shape[0])
+
+    def target(self, problem):
+        """The target of ``problem`` (a ``_base.Problem``)."""
+        return make_target(problem, self._sample_weight)
+
+    @contextmanager
+    def log_loss(self, target, alpha, fit_intercept):
+        """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
+        objective."""
+        kernels = softmax_log_loss_grad if is_classes(target) else log_loss_grad
+        entries = self._entries * n_outputs(target)
+        with cpu_kernel(kernels, entries, serial_blas=True) as kernel:
+
+            def loss_grad(theta):
+                grad = np.empty(theta.shape[0])
+                loss = kernel(self._R, self._C, target, self._sw, theta, alpha,
+                              fit_intercept, grad)  # fmt: skip
+                return loss, grad
+
+            yield loss_grad
+
+    def fit(self, target, theta, settings, metric):
+        """Run the metric loop from ``theta`` (updated in place); returns
+        ``(status, loss_curve)`` as ``_kernels_cpu.LinearBackend.fit``."""
+        if is_classes(target):
+            kernels, layout = fit_softmax, MATRIX
+        else:
+            kernels = fit_samples if target.samples else fit_linear
+            layout = target.layout
+        compiled = cpu_metric(metric, layout)
+        state = new_loop_state(theta.shape[0])
+        curve = np.empty(settings.max_iter)
+        entries = self._entries * n_outputs(target)
+        per_call = max(1, ENTRIES_PER_CALL // max(entries, 1))
+        args = (
+            self._R, self._C, target, self._sw, theta, settings, compiled,
+            metric.params, state, curve, per_call,
+        )  # fmt: skip
+        status = RUNNING
+        with cpu_kernel(kernels, entries) as kernel:
+            while status == RUNNING:
+                status = kernel(*args)
+        return int(status), curve[: state.optimizer.steps[0]]
+
+
+# --------------------------------------------------------------------------
+# Multi-layer perceptron: the first layer's products on sparse rows
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _first_layer(R, rows, theta, n_out, out):
+    """``out = X[rows] @ W_1 + b_1`` (``W_1`` (d, n_out) then ``b_1`` at
+    the start of ``theta``), from the rows' nonzeros."""
+    d = R.n_cols
+    b0 = d * n_out
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        for k in range(n_out):
+            out[r, k] = theta[b0 + k]
+        for p in range(R.indptr[i], R.indptr[i + 1]):
+            v = R.data[p]
+            o = R.indices[p] * n_out
+            for k in range(n_out):
+                out[r, k] += v * theta[o + k]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _first_layer_grad(R, rows, delta, theta, n_out, l2, grad):
+    """The first layer's gradient ``[X[rows], 1].T @ delta + l2 [W_1, 0]``
+    into ``grad``, scattered from the rows' nonzeros in row order."""
+    d = R.n_cols
+    for e in range(d * n_out):
+        grad[e] = l2 * theta[e]
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        for p in range(R.indptr[i], R.indptr[i + 1]):
+            v = R.data[p]
+            o = R.indices[p] * n_out
+            for k in range(n_out):
+                grad[o + k] += v * delta[r, k]
+    b0 = d * n_out
+    for k in range(n_out):
+        s = 0.0
+        for r in range(rows.shape[0]):
+            s += delta[r, k]
+        grad[b0 + k] = s
