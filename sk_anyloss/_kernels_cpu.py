@@ -32,13 +32,14 @@ results, and so does any number of threads.
 
 import math
 import types
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 from numba import carray, cfunc, njit, prange
 from numba import types as nbtypes
+from numba.extending import overload
 
 from . import _optim
 from ._backend import compiled_for, cpu_kernel, one_blas_thread
@@ -401,67 +402,119 @@ def softmax_width(mode, K, d):
     return K * (d + 1) + (1 if mode == LOGISTIC else 0)
 
 
-@njit(inline="always")
-def _softmax_pass(X, y, sw, theta, K, amplifier, mode, D, weights, part):
-    """One pass over ``X`` for a softmax output of ``K`` classes (``y`` the
-    rows' class indices): per-chunk sums into ``part``.
+def _rows64(X, start, stop, buffer):
+    """``X[start:stop]`` as float64 for BLAS: a view of float64 ``X``, a copy
+    into ``buffer`` (at least ``stop - start`` rows) of float32 ``X``."""
 
-    ``COUNTS``: the soft confusion matrix, ``C[y_i, :] += s_i a_i`` (K x K).
-    ``GRADIENT``: ``d M / d theta`` (laid out as ``theta``), ``D`` the
-    metric's ``dM/dC`` at the counts of the same ``theta``.  ``LOGISTIC``: the
-    gradient and the value of the warm-up's class-balanced multinomial
-    log-loss, each row weighted by ``weights[y_i]``, the value last.
-    """
+
+@overload(_rows64)
+def _rows64_impl(X, start, stop, buffer):
+    if X.dtype == nbtypes.float64:
+        return lambda X, start, stop, buffer: X[start:stop]
+
+    def copy(X, start, stop, buffer):
+        out = buffer[: stop - start]
+        out[:, :] = X[start:stop]
+        return out
+
+    return copy
+
+
+@njit(inline="always")
+def _softmax_scores(X, theta, K, Z):
+    """``Z = X W^T + b`` for the ``K`` rows ``[w_k, b_k]`` of ``theta``, by
+    chunks of rows, each a matrix product of its own (BLAS, on one thread:
+    see :class:`LinearBackend`)."""
     n, d = X.shape
-    W = theta[: K * (d + 1)].reshape((K, d + 1)).copy()
+    Wt = np.ascontiguousarray(theta[: K * (d + 1)].reshape((K, d + 1))[:, :d].T)
+    b = theta[: K * (d + 1)].reshape((K, d + 1))[:, d].copy()
+    for c in prange(n_chunks(n)):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        Xc = _rows64(X, start, stop, np.empty((stop - start, d)))
+        Zc = Z[start:stop]
+        Zc[:, :] = np.dot(Xc, Wt)
+        Zc += b
+
+
+@njit(inline="always")
+def softmax_row_counts(z, t, s, K, amplifier, p, a, acc):
+    """Add a row with scores ``z``, class ``t`` and weight ``s`` to the soft
+    confusion matrix ``acc`` (K x K, flat): ``C[t, :] += s a``."""
+    amplified_softmax(z, K, amplifier, p, a)
+    for k in range(K):
+        acc[t * K + k] += s * a[k]
+
+
+@njit(inline="always")
+def softmax_row_terms(z, t, s, K, amplifier, D, logistic, weights, p, a, u, h):
+    """A row's coefficients ``h`` of ``x_i`` in the gradient: ``s dM/dz``
+    through both softmaxes (``D = dM/dC``, its class's row ``D[t]``), or with
+    ``logistic`` the gradient of the warm-up's class-balanced log-loss,
+    each row weighted by ``weights[t]``; returns the row's log-loss (0
+    without ``logistic``)."""
+    if logistic:
+        weight = s * weights[t]
+        top, total = softmax(z, K, p)
+        loss = weight * (math.log(total) + (z[top] - z[t]))
+        # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{m != t} p_m
+        rest = 0.0
+        for k in range(K):
+            h[k] = weight * p[k]
+            if k != t:
+                rest += p[k]
+        h[t] = -weight * rest
+        return loss
+    top = amplified_softmax(z, K, amplifier, p, a)
+    softmax_metric_dz(p, a, top, D[t], K, amplifier, u, h)
+    for k in range(K):
+        h[k] *= s
+    return 0.0
+
+
+@njit(inline="always")
+def softmax_counts(Z, y, sw, amplifier, part):
+    """Per chunk of rows, the soft confusion matrix of the scores ``Z``."""
+    n, K = Z.shape
     for c in prange(part.shape[0]):
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
-        acc = np.zeros(part.shape[1])
-        zb = np.empty((BLOCK_ROWS, K))
+        acc = np.zeros(K * K)
+        p = np.empty(K)
+        a = np.empty(K)
+        for i in range(start, stop):
+            softmax_row_counts(Z[i], y[i], sw[i], K, amplifier, p, a, acc)
+        part[c] = acc
+
+
+@njit(inline="always")
+def _softmax_gradient(X, Z, y, sw, amplifier, D, logistic, weights, part):
+    """Per chunk of rows, the gradient sums ``sum_i h_i [x_i, 1]`` laid out
+    as ``theta`` (``h_i`` of :func:`softmax_row_terms`; the ``x`` part one
+    matrix product ``H^T X`` of the chunk), then, with ``logistic``, the
+    log-loss."""
+    n, d = X.shape
+    K = Z.shape[1]
+    for c in prange(part.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(start + CHUNK_ROWS, n)
+        H = np.empty((stop - start, K))
         p = np.empty(K)
         a = np.empty(K)
         u = np.empty(K)
-        for i0 in range(start, stop, BLOCK_ROWS):
-            i1 = min(i0 + BLOCK_ROWS, stop)
-            for i in range(i0, i1):
-                xi = X[i]
-                for k in range(K):
-                    zb[i - i0, k] = W[k, d] + _dot(xi, W[k], d)
-            for i in range(i0, i1):
-                z = zb[i - i0]
-                s = sw[i]
-                t = y[i]
-                if mode == COUNTS:
-                    amplified_softmax(z, K, amplifier, p, a)
-                    for k in range(K):
-                        acc[t * K + k] += s * a[k]
-                elif mode == GRADIENT:
-                    top = amplified_softmax(z, K, amplifier, p, a)
-                    softmax_metric_dz(p, a, top, D[t], K, amplifier, u, z)
-                    for k in range(K):
-                        z[k] *= s
-                else:
-                    weight = s * weights[t]
-                    top, total = softmax(z, K, p)
-                    # -log p_t, from the scores before ``z`` is overwritten
-                    acc[K * (d + 1)] += weight * (math.log(total) + (z[top] - z[t]))
-                    # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{m != t} p_m
-                    rest = 0.0
-                    for k in range(K):
-                        z[k] = weight * p[k]
-                        if k != t:
-                            rest += p[k]
-                    z[t] = -weight * rest
-            if mode != COUNTS:
-                for i in range(i0, i1):
-                    xi = X[i]
-                    for k in range(K):
-                        h = zb[i - i0, k]
-                        o = k * (d + 1)
-                        for j in range(d):
-                            acc[o + j] += h * xi[j]
-                        acc[o + d] += h
+        acc = np.zeros(part.shape[1])
+        for i in range(start, stop):
+            h = H[i - start]
+            loss = softmax_row_terms(Z[i], y[i], sw[i], K, amplifier, D, logistic,
+                                     weights, p, a, u, h)  # fmt: skip
+            if logistic:
+                acc[K * (d + 1)] += loss
+            for k in range(K):
+                acc[k * (d + 1) + d] += h[k]
+        G = np.dot(H.T, _rows64(X, start, stop, np.empty((stop - start, d))))
+        for k in range(K):
+            for j in range(d):
+                acc[k * (d + 1) + j] = G[k, j]
         part[c] = acc
 
 
@@ -652,9 +705,16 @@ def _pass_source(X, Y, sw, theta, amplifier, logistic):
 
 
 def _softmax_pass_source(X, y, sw, theta, K, amplifier, mode, D, weights):
-    """One softmax pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
-    part = np.empty((n_chunks(X.shape[0]), softmax_width(mode, K, X.shape[1])))
-    _softmax_pass(X, y, sw, theta, K, amplifier, mode, D, weights, part)
+    """One softmax pass over ``X`` at ``theta``: the per-chunk sums ``part``
+    (the counts, the gradient through ``D`` or the warm-up's)."""
+    n = X.shape[0]
+    Z = np.empty((n, K))
+    _softmax_scores(X, theta, K, Z)
+    part = np.empty((n_chunks(n), softmax_width(mode, K, X.shape[1])))
+    if mode == COUNTS:
+        softmax_counts(Z, y, sw, amplifier, part)
+    else:
+        _softmax_gradient(X, Z, y, sw, amplifier, D, mode == LOGISTIC, weights, part)
     return part
 
 
@@ -677,11 +737,13 @@ def _softmax_log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, gr
     into ``grad``: the class-balanced mean log-loss, each class's mean
     weighted alike, plus ``alpha/2 sum |w_k|^2``."""
     K = target.weights.shape[0]
-    d = X.shape[1]
-    part = np.empty((n_chunks(X.shape[0]), softmax_width(LOGISTIC, K, d)))
+    n, d = X.shape
+    Z = np.empty((n, K))
+    part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, d)))
     total = np.empty(part.shape[1])
-    _softmax_pass(X, target.y, sw, theta, K, 1.0, LOGISTIC, np.empty((1, K)),
-                  target.weights, part)  # fmt: skip
+    _softmax_scores(X, theta, K, Z)
+    _softmax_gradient(X, Z, target.y, sw, 1.0, np.empty((1, K)), True,
+                      target.weights, part)  # fmt: skip
     _reduce_chunks(part, total)
     squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
     return total[K * (d + 1)] + 0.5 * alpha * squares
@@ -728,12 +790,13 @@ def _fit_samples_source(X, target, sw, theta, settings, metric, params, state, c
 
 def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, curve,
                         max_calls):  # fmt: skip
-    """``_fit_source`` for a classes target: two passes an iteration, the
-    first for the soft confusion matrix, the second for the gradient through
-    the metric's ``dM/dC`` there."""
+    """``_fit_source`` for a classes target: the scores ``Z`` (one product
+    with ``X``), the soft confusion matrix from them, the metric's ``dM/dC``
+    there, then the gradient (a second product with ``X``)."""
     K = target.weights.shape[0]
-    d = X.shape[1]
-    rows = n_chunks(X.shape[0])
+    n, d = X.shape
+    rows = n_chunks(n)
+    Z = np.empty((n, K))
     counts = np.empty((rows, K * K))
     C = np.empty(K * K)
     D = np.empty((K, K))
@@ -744,12 +807,12 @@ def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, c
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _softmax_pass(X, target.y, sw, theta, K, amplifier, COUNTS, D, target.weights,
-                      counts)  # fmt: skip
+        _softmax_scores(X, theta, K, Z)
+        softmax_counts(Z, target.y, sw, amplifier, counts)
         _reduce_chunks(counts, C)
         value = metric(C.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_pass(X, target.y, sw, theta, K, amplifier, GRADIENT, D,
-                      target.weights, part)  # fmt: skip
+        _softmax_gradient(X, Z, target.y, sw, amplifier, D, False, target.weights,
+                          part)  # fmt: skip
         _reduce_chunks(part, total)
         squares = _rows_gradient(
             total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
@@ -900,7 +963,10 @@ class LinearBackend:
         objective; BLAS runs on one thread inside it (see ``cpu_kernel``)."""
         kernels = softmax_log_loss_grad if _is_classes(target) else log_loss_grad
         entries = self._entries * _outputs(target)
-        with cpu_kernel(kernels, entries, serial_blas=True) as kernel:
+        with (
+            _blas_policy(target),
+            cpu_kernel(kernels, entries, serial_blas=True) as kernel,
+        ):
 
             def loss_grad(theta):
                 grad = np.empty(theta.shape[0])
@@ -930,10 +996,17 @@ class LinearBackend:
             state, curve, per_call,
         )  # fmt: skip
         status = RUNNING
-        with cpu_kernel(kernels, entries) as kernel:
+        with _blas_policy(target), cpu_kernel(kernels, entries) as kernel:
             while status == RUNNING:
                 status = kernel(*args)
         return int(status), curve[: state.optimizer.steps[0]]
+
+
+def _blas_policy(target):
+    """BLAS on one thread while a softmax target's kernels run: their
+    matrix products are per chunk of rows (so the sums do not depend on the
+    thread count), and the chunks already run in parallel."""
+    return one_blas_thread() if _is_classes(target) else nullcontext()
 
 
 def _is_classes(target):

@@ -26,7 +26,6 @@ conversion to the other format (one more copy of the nonzeros, made once per
 fit).
 """
 
-import math
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -47,22 +46,18 @@ from ._kernels_cpu import (
     _sigmoid_softplus,
     _Variants,
     amplified,
-    amplified_softmax,
-    class_masses,
     cpu_metric,
     label_width,
     make_target,
     n_chunks,
     new_loop_state,
     normalised_weights,
-    softmax,
-    softmax_metric_dz,
+    softmax_counts,
+    softmax_row_terms,
 )
 from ._kernels_cpu import _is_classes as is_classes
 from ._kernels_cpu import _outputs as n_outputs
 from ._metrics_multi import MATRIX
-
-__all__ = ["LinearBackend", "MLPBackend", "class_masses"]
 
 
 class Compressed(NamedTuple):
@@ -235,28 +230,9 @@ def _samples_terms(Z, Y, sw, amplifier, metric, params, H, part):
 
 
 @njit(inline="always")
-def _softmax_counts(Z, y, sw, amplifier, part):
-    """Per chunk, the soft confusion matrix ``C[y_i, :] += s_i a_i``."""
-    n, K = Z.shape
-    for c in prange(part.shape[0]):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
-        acc = np.zeros(K * K)
-        p = np.empty(K)
-        a = np.empty(K)
-        for i in range(start, stop):
-            amplified_softmax(Z[i], K, amplifier, p, a)
-            t = y[i]
-            for k in range(K):
-                acc[t * K + k] += sw[i] * a[k]
-        part[c] = acc
-
-
-@njit(inline="always")
 def _softmax_terms(Z, y, sw, amplifier, D, logistic, weights, H, part):
-    """Each row's terms of a softmax pass: ``H[i] = s_i dM/dz_i`` through
-    both softmaxes (``D = dM/dC``), or with ``logistic`` the warm-up's
-    class-balanced log-loss's gradient; per chunk, ``sum H[:, k]`` and
+    """Each row's terms of a softmax pass (``H``, see
+    ``_kernels_cpu.softmax_row_terms``); per chunk, ``sum H[:, k]`` and
     (``logistic``) the log-loss."""
     n, K = Z.shape
     for c in prange(part.shape[0]):
@@ -267,25 +243,11 @@ def _softmax_terms(Z, y, sw, amplifier, D, logistic, weights, H, part):
         a = np.empty(K)
         u = np.empty(K)
         for i in range(start, stop):
-            z = Z[i]
             h = H[i]
-            t = y[i]
-            s = sw[i]
+            loss = softmax_row_terms(Z[i], y[i], sw[i], K, amplifier, D, logistic,
+                                     weights, p, a, u, h)  # fmt: skip
             if logistic:
-                weight = s * weights[t]
-                top, total = softmax(z, K, p)
-                acc[K] += weight * (math.log(total) + (z[top] - z[t]))
-                rest = 0.0
-                for k in range(K):
-                    h[k] = weight * p[k]
-                    if k != t:
-                        rest += p[k]
-                h[t] = -weight * rest
-            else:
-                top = amplified_softmax(z, K, amplifier, p, a)
-                softmax_metric_dz(p, a, top, D[t], K, amplifier, u, h)
-                for k in range(K):
-                    h[k] *= s
+                acc[K] += loss
             for k in range(K):
                 acc[k] += h[k]
         part[c] = acc
@@ -391,7 +353,7 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
         if state.counts[STATUS] != RUNNING:
             break
         _scores(R, theta, w.Z)
-        _softmax_counts(w.Z, target.y, sw, amplifier, counts)
+        softmax_counts(w.Z, target.y, sw, amplifier, counts)
         _reduce_chunks(counts, Cm)
         value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
         _softmax_terms(w.Z, target.y, sw, amplifier, D, False, target.weights, w.H,

@@ -15,7 +15,9 @@ Unweighted fits are bit-identical.
 Multiclass targets became one jointly trained model (a softmax over the
 classes, on the K x K confusion matrix) where they had been one binary model
 per class: the multiclass cases were recorded anew then, and their models
-are held to that record. The early-stopping model's validation scores are
+are held to that record; they were recorded again when the softmax
+passes moved their products with ``X`` to per-chunk matrix products (other
+sums' order, 2e-14 relative). The early-stopping model's validation scores are
 computed from normalised confusion matrices since then: its weights are
 bit-identical, its scores equal to 1e-12.
 """
