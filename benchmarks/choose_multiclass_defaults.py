@@ -216,9 +216,13 @@ def _means(rows):
 
 
 def summary(path, baselines_path):
+    """The tables of a CSV; ``baselines_path``: ``bench_multiclass.py`` CSVs."""
     rows = _read(path)
     table = _means(rows)
-    base = _means(_read(baselines_path)) if os.path.exists(baselines_path) else {}
+    base = {}
+    for one in baselines_path:  # later files replace earlier ones' records
+        if os.path.exists(one):
+            base.update(_means(_read(one)))
     parts = []
     for family in ("linear", "mlp"):
         for split in ("DEV", "CONFIRM"):
@@ -330,8 +334,10 @@ def main(argv=None):
     )
     parser.add_argument(
         "--baselines",
-        default=os.path.join(HERE, "results", "bench_multiclass.csv"),
-        help="bench_multiclass.py CSV with the baselines' scores",
+        nargs="+",
+        default=[os.path.join(HERE, "results", "bench_multiclass.csv")],
+        help="bench_multiclass.py CSV(s) with the baselines' scores; a later "
+        "file's (split, dataset, model) replaces an earlier one's",
     )
     parser.add_argument("--summary", metavar="CSV", help="print the tables only")
     args = parser.parse_args(argv)

@@ -39,6 +39,7 @@ from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 import numba
+from scipy.sparse import issparse
 from threadpoolctl import ThreadpoolController
 
 # Below this many matrix entries per epoch, starting threads costs more than
@@ -184,8 +185,21 @@ def resolve_device(device):
     )
 
 
-def _kernels(device):
-    """The kernel module of ``device`` (imported on first use only)."""
+def _kernels(device, X):
+    """The kernel module of ``device`` and ``X`` (imported on first use
+    only): the sparse kernels for a SciPy sparse ``X``, on the CPU."""
+    if issparse(X):
+        if device == "cuda":
+            raise ValueError(
+                'device="cuda" takes dense X only; X is a sparse matrix '
+                f"({X.format.upper()}, {X.shape[0]} x {X.shape[1]}, {X.nnz} "
+                'nonzeros). Train on the CPU (device="cpu" or "auto" train '
+                "sparse X without densifying it), or pass X.toarray() if the "
+                "dense matrix fits in the GPU's memory."
+            )
+        from . import _kernels_sparse
+
+        return _kernels_sparse
     if resolve_device(device) == "cuda":
         from . import _kernels_cuda
 
@@ -198,11 +212,12 @@ def _kernels(device):
 def linear_backend(device, X, sample_weight):
     """The backend that trains the linear model on ``X`` on ``device``.
 
-    ``sample_weight`` is a float64 array (ones for an unweighted fit).
+    ``sample_weight`` is a float64 array (ones for an unweighted fit); ``X``
+    a C-contiguous array, or a SciPy CSR or CSC matrix (trained on the CPU).
     """
-    return _kernels(device).LinearBackend(X, sample_weight)
+    return _kernels(device, X).LinearBackend(X, sample_weight)
 
 
 def mlp_backend(device, X, Y, sample_weight):
     """The backend that trains the MLP on ``(X, Y)`` on ``device``."""
-    return _kernels(device).MLPBackend(X, Y, sample_weight)
+    return _kernels(device, X).MLPBackend(X, Y, sample_weight)

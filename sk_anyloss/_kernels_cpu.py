@@ -1389,6 +1389,25 @@ def stratified_merge(members, offsets):
     return order
 
 
+@njit(inline="always")
+def batch_targets(Y, sw, order, start, stop):
+    """``(Yb, sb, mass)``: the targets and weights of the rows
+    ``order[start:stop]``, the weights divided by their sum ``mass``."""
+    b = stop - start
+    K = Y.shape[1]
+    Yb = np.empty((b, K), dtype=np.uint8)
+    sb = np.empty(b)
+    for r in range(b):
+        i = order[start + r]
+        for k in range(K):
+            Yb[r, k] = Y[i, k]
+        sb[r] = sw[i]
+    mass = np.sum(sb)
+    if mass > 0.0:
+        sb /= mass
+    return Yb, sb, mass
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, state):
     """One pass over the rows ``order`` in mini-batches, updating ``theta``
@@ -1399,27 +1418,20 @@ def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, sta
     """
     n = order.shape[0]
     d = X.shape[1]
-    K = Y.shape[1]
     batch_size = settings.batch_size
     grad = np.empty_like(theta)
     total = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
+        Yb, sb, mass = batch_targets(Y, sw, order, start, stop)
+        if not mass > 0.0:
+            continue  # every sample of this batch has zero weight
         b = stop - start
         Xb = np.empty((b, d))
-        Yb = np.empty((b, K), dtype=np.uint8)
-        sb = np.empty(b)
         for r in range(b):
             i = order[start + r]
             for j in range(d):
                 Xb[r, j] = X[i, j]
-            for k in range(K):
-                Yb[r, k] = Y[i, k]
-            sb[r] = sw[i]
-        mass = np.sum(sb)
-        if not mass > 0.0:
-            continue  # every sample of this batch has zero weight
-        sb /= mass
         count = mass * scale
         loss = mlp_loss_grad(
             Xb, Yb, sb, theta, dims, settings, metric, params, settings.alpha / count,

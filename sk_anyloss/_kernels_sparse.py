@@ -26,13 +26,14 @@ conversion to the other format (one more copy of the nonzeros, made once per
 fit).
 """
 
+import math
 from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from ._backend import cpu_kernel
+from ._backend import compiled_for, cpu_kernel, one_blas_thread
 from ._kernels_cpu import (
     CHUNK_ROWS,
     ENTRIES_PER_CALL,
@@ -44,16 +45,20 @@ from ._kernels_cpu import (
     _reduce_chunks,
     _rows_gradient,
     _sigmoid_softplus,
+    _update,
     _Variants,
     amplified,
+    batch_targets,
     cpu_metric,
     label_width,
     make_target,
+    mlp_weights,
     n_chunks,
     new_loop_state,
     normalised_weights,
     softmax_counts,
     softmax_row_terms,
+    upper_loss_grad,
 )
 from ._kernels_cpu import _is_classes as is_classes
 from ._kernels_cpu import _outputs as n_outputs
@@ -257,58 +262,51 @@ def _softmax_terms(Z, y, sw, amplifier, D, logistic, weights, H, part):
 # Compiled loops
 
 
-class _Scratch(NamedTuple):
-    Z: np.ndarray  # (n, outputs): the rows' scores
-    H: np.ndarray  # (n, q): the rows' terms
-    part: np.ndarray  # (n_chunks, width): the chunks' sums
-    sums: np.ndarray  # (width,)
-    out: np.ndarray  # (q, d): X.T @ H
-    total: np.ndarray  # the dense pass's sums
-
-
 @njit(inline="always")
-def _scratch(n, d, outputs, q, width, total_size):
-    return _Scratch(
-        np.empty((n, outputs)), np.empty((n, q)), np.empty((n_chunks(n), width)),
-        np.empty(width), np.empty((q, d)), np.empty(total_size),
-    )  # fmt: skip
-
-
-@njit(inline="always")
-def _labels_pass(R, C, Y, sw, theta, amplifier, logistic, w):
-    """One sparse labels pass at ``theta``: ``w.total`` as the dense one's."""
-    _scores(R, theta, w.Z)
-    _labels_terms(w.Z, Y, sw, amplifier, logistic, w.H, w.part)
-    _reduce_chunks(w.part, w.sums)
-    _columns(C, w.H, w.out)
-    _labels_total(w.out, w.sums, R.n_cols, w.total)
+def _labels_pass(R, C, Y, sw, theta, amplifier, logistic, Z, H, part, sums, out,
+                 total):  # fmt: skip
+    """One sparse labels pass at ``theta``: ``total`` as the dense pass's
+    sums; the other arrays are scratch (see :func:`_labels_scratch`)."""
+    _scores(R, theta, Z)
+    _labels_terms(Z, Y, sw, amplifier, logistic, H, part)
+    _reduce_chunks(part, sums)
+    _columns(C, H, out)
+    _labels_total(out, sums, R.n_cols, total)
 
 
 @njit(inline="always")
 def _labels_scratch(R, Y):
-    n, L, d = Y.shape[0], Y.shape[1], R.n_cols
-    return _scratch(n, d, L, 2 * L, 4 * L, L * label_width(d))
+    """Scratch of a labels pass: the scores ``Z``, the terms ``H`` (two per
+    label), the chunks' sums and their total, ``X.T @ H`` and the pass's
+    sums."""
+    n, L = Y.shape
+    d = R.n_cols
+    return (
+        np.empty((n, L)), np.empty((n, 2 * L)), np.empty((n_chunks(n), 4 * L)),
+        np.empty(4 * L), np.empty((2 * L, d)), np.empty(L * label_width(d)),
+    )  # fmt: skip
 
 
 def _fit_labels_source(R, C, target, sw, theta, settings, metric, params, state,
                        curve, max_calls):  # fmt: skip
     """``_kernels_cpu._fit_source`` on sparse ``X``."""
-    w = _labels_scratch(R, target.Y)
+    Z, H, part, sums, out, total = _labels_scratch(R, target.Y)
     grad = np.empty(theta.shape[0])
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _labels_pass(R, C, target.Y, sw, theta, settings.amplifier, False, w)
-        _metric_step(w.total, target, theta, grad, settings, metric, params, state,
+        _labels_pass(R, C, target.Y, sw, theta, settings.amplifier, False, Z, H,
+                     part, sums, out, total)  # fmt: skip
+        _metric_step(total, target, theta, grad, settings, metric, params, state,
                      curve)  # fmt: skip
     return state.counts[STATUS]
 
 
 def _labels_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept, grad):
     """``_kernels_cpu._log_loss_grad_source`` on sparse ``X``."""
-    w = _labels_scratch(R, target.Y)
-    _labels_pass(R, C, target.Y, sw, theta, 1.0, True, w)
-    return _log_loss(w.total, target, alpha, fit_intercept, theta, grad)
+    Z, H, part, sums, out, total = _labels_scratch(R, target.Y)
+    _labels_pass(R, C, target.Y, sw, theta, 1.0, True, Z, H, part, sums, out, total)
+    return _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
 
 def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state,
@@ -316,35 +314,44 @@ def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state
     """``_kernels_cpu._fit_samples_source`` on sparse ``X``."""
     n, L = target.Y.shape
     d = R.n_cols
-    w = _scratch(n, d, L, L, L + 1, L * (d + 1) + 1)
+    Z = np.empty((n, L))
+    H = np.empty((n, L))
+    part = np.empty((n_chunks(n), L + 1))
+    sums = np.empty(L + 1)
+    out = np.empty((L, d))
+    total = np.empty(L * (d + 1) + 1)
     grad = np.empty(theta.shape[0])
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _scores(R, theta, w.Z)
-        _samples_terms(w.Z, target.Y, sw, settings.amplifier, metric, params, w.H,
-                       w.part)  # fmt: skip
-        _reduce_chunks(w.part, w.sums)
-        _columns(C, w.H, w.out)
-        _rows_total(w.out, w.sums, d, w.total)
+        _scores(R, theta, Z)
+        _samples_terms(Z, target.Y, sw, settings.amplifier, metric, params, H, part)
+        _reduce_chunks(part, sums)
+        _columns(C, H, out)
+        _rows_total(out, sums, d, total)
         squares = _rows_gradient(
-            w.total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+            total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
         )
-        loss = 1.0 - w.total[L * (d + 1)] + 0.5 * settings.alpha * squares
+        loss = 1.0 - total[L * (d + 1)] + 0.5 * settings.alpha * squares
         _end_iteration(loss, theta, grad, settings, state, curve)
     return state.counts[STATUS]
 
 
 def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state,
                         curve, max_calls):  # fmt: skip
-    """``_kernels_cpu._fit_softmax_source`` on sparse ``X``: the counts from
-    the rows' scores, then the gradient's terms from the same scores, so the
-    nonzeros are read twice an iteration, as for a binary target."""
+    """``_kernels_cpu._fit_softmax_source`` on sparse ``X``: the scores, the
+    counts and the gradient's terms from them, then ``X.T @ H``; the
+    nonzeros are read twice an iteration."""
     K = target.weights.shape[0]
     n = target.y.shape[0]
     d = R.n_cols
-    w = _scratch(n, d, K, K, K, K * (d + 1))
+    Z = np.empty((n, K))
+    H = np.empty((n, K))
     counts = np.empty((n_chunks(n), K * K))
+    part = np.empty((n_chunks(n), K))
+    sums = np.empty(K)
+    out = np.empty((K, d))
+    total = np.empty(K * (d + 1))
     Cm = np.empty(K * K)
     D = np.empty((K, K))
     grad = np.empty(theta.shape[0])
@@ -352,17 +359,16 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _scores(R, theta, w.Z)
-        softmax_counts(w.Z, target.y, sw, amplifier, counts)
+        _scores(R, theta, Z)
+        softmax_counts(Z, target.y, sw, amplifier, counts)
         _reduce_chunks(counts, Cm)
         value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_terms(w.Z, target.y, sw, amplifier, D, False, target.weights, w.H,
-                       w.part)  # fmt: skip
-        _reduce_chunks(w.part, w.sums)
-        _columns(C, w.H, w.out)
-        _rows_total(w.out, w.sums, d, w.total)
+        _softmax_terms(Z, target.y, sw, amplifier, D, False, target.weights, H, part)
+        _reduce_chunks(part, sums)
+        _columns(C, H, out)
+        _rows_total(out, sums, d, total)
         squares = _rows_gradient(
-            w.total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
+            total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
         )
         loss = 1.0 - value + 0.5 * settings.alpha * squares
         _end_iteration(loss, theta, grad, settings, state, curve)
@@ -375,22 +381,28 @@ def _softmax_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept,
     K = target.weights.shape[0]
     n = target.y.shape[0]
     d = R.n_cols
-    w = _scratch(n, d, K, K, K + 1, K * (d + 1) + 1)
-    _scores(R, theta, w.Z)
-    _softmax_terms(w.Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights,
-                   w.H, w.part)  # fmt: skip
-    _reduce_chunks(w.part, w.sums)
-    _columns(C, w.H, w.out)
-    _rows_total(w.out, w.sums, d, w.total)
-    squares = _rows_gradient(w.total, d, 1.0, alpha, fit_intercept, theta, grad)
-    return w.total[K * (d + 1)] + 0.5 * alpha * squares
+    Z = np.empty((n, K))
+    H = np.empty((n, K))
+    part = np.empty((n_chunks(n), K + 1))
+    sums = np.empty(K + 1)
+    out = np.empty((K, d))
+    total = np.empty(K * (d + 1) + 1)
+    _scores(R, theta, Z)
+    _softmax_terms(Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights, H,
+                   part)  # fmt: skip
+    _reduce_chunks(part, sums)
+    _columns(C, H, out)
+    _rows_total(out, sums, d, total)
+    squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
+    return total[K * (d + 1)] + 0.5 * alpha * squares
 
 
 def _labels_pass_source(R, C, Y, sw, theta, amplifier, logistic):
     """One sparse labels pass: the dense pass's sums (for tests)."""
-    w = _labels_scratch(R, Y)
-    _labels_pass(R, C, Y, sw, theta, amplifier, logistic, w)
-    return w.total
+    Z, H, part, sums, out, total = _labels_scratch(R, Y)
+    _labels_pass(R, C, Y, sw, theta, amplifier, logistic, Z, H, part, sums, out,
+                 total)  # fmt: skip
+    return total
 
 
 fit_linear = _Variants(_fit_labels_source)
@@ -461,14 +473,14 @@ class LinearBackend:
 # Multi-layer perceptron: the first layer's products on sparse rows
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _first_layer(R, rows, theta, n_out, out):
-    """``out = X[rows] @ W_1 + b_1`` (``W_1`` (d, n_out) then ``b_1`` at
-    the start of ``theta``), from the rows' nonzeros."""
-    d = R.n_cols
-    b0 = d * n_out
-    for r in range(rows.shape[0]):
-        i = rows[r]
+@njit(inline="always")
+def _first_layer(R, order, start, stop, theta, n_out, out):
+    """``out = X[rows] @ W_1 + b_1`` for the rows ``order[start:stop]``
+    (``W_1`` (d, n_out), then ``b_1``, at the start of ``theta``), from the
+    rows' nonzeros."""
+    b0 = R.n_cols * n_out
+    for r in range(stop - start):
+        i = order[start + r]
         for k in range(n_out):
             out[r, k] = theta[b0 + k]
         for p in range(R.indptr[i], R.indptr[i + 1]):
@@ -478,23 +490,74 @@ def _first_layer(R, rows, theta, n_out, out):
                 out[r, k] += v * theta[o + k]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _first_layer_grad(R, rows, delta, theta, n_out, l2, grad):
+@njit(inline="always")
+def _first_layer_grad(R, order, start, stop, delta, theta, n_out, l2, grad):
     """The first layer's gradient ``[X[rows], 1].T @ delta + l2 [W_1, 0]``
     into ``grad``, scattered from the rows' nonzeros in row order."""
-    d = R.n_cols
-    for e in range(d * n_out):
+    b0 = R.n_cols * n_out
+    for e in range(b0):
         grad[e] = l2 * theta[e]
-    for r in range(rows.shape[0]):
-        i = rows[r]
+    for r in range(stop - start):
+        i = order[start + r]
         for p in range(R.indptr[i], R.indptr[i + 1]):
             v = R.data[p]
             o = R.indices[p] * n_out
             for k in range(n_out):
                 grad[o + k] += v * delta[r, k]
-    b0 = d * n_out
     for k in range(n_out):
         s = 0.0
-        for r in range(rows.shape[0]):
+        for r in range(stop - start):
             s += delta[r, k]
         grad[b0 + k] = s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mlp_epoch(R, Y, sw, scale, order, theta, dims, settings, metric, params, state):
+    """``_kernels_cpu.mlp_epoch`` on sparse rows ``R`` (CSR): the first
+    layer's products from the nonzeros, the layers above as on dense data."""
+    n = order.shape[0]
+    n_out = dims[1]
+    batch_size = settings.batch_size
+    grad = np.empty_like(theta)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        Yb, sb, mass = batch_targets(Y, sw, order, start, stop)
+        if not mass > 0.0:
+            continue  # every sample of this batch has zero weight
+        count = mass * scale
+        l2 = settings.alpha / count
+        Z1 = np.empty((stop - start, n_out))
+        _first_layer(R, order, start, stop, theta, n_out, Z1)
+        loss, delta = upper_loss_grad(
+            Z1, Yb, sb, theta, dims, settings, metric, params, l2, count, grad
+        )
+        _first_layer_grad(R, order, start, stop, delta, theta, n_out, l2, grad)
+        finite = _update(settings.optimizer, theta, grad, state)
+        if not (finite and math.isfinite(loss)):
+            return np.nan
+        total += loss * (stop - start)
+    return total / n
+
+
+class MLPBackend:
+    """The MLP's mini-batch epochs over one sparse ``(X, Y)``, on the CPU:
+    the protocol of ``_kernels_cpu.MLPBackend``."""
+
+    def __init__(self, X, Y, sample_weight):
+        self._R = compressed(X.tocsr())
+        self._Y = np.ascontiguousarray(Y, dtype=np.uint8)
+        self._sw, self._scale = mlp_weights(sample_weight)
+        self._kernel = None
+
+    def epoch(self, order, theta, dims, settings, metric, state):
+        """One epoch over the rows ``order``; returns its mean batch loss
+        (NaN if training diverged)."""
+        args = (
+            self._R, self._Y, self._sw, self._scale, order, theta, dims, settings,
+            cpu_metric(metric, settings.layout), metric.params, state,
+        )  # fmt: skip
+        if self._kernel is None:
+            self._kernel = compiled_for(mlp_epoch, args)
+        with one_blas_thread():
+            return self._kernel(*args)

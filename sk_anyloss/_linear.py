@@ -268,8 +268,9 @@ class AnyLossClassifier(AnyLossEstimator):
                 f'{2 / self.alpha:.3g}, or use solver="adam".'
             )
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C", multi_output=True
-        )
+            self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+            order="C", multi_output=True,
+        )  # fmt: skip
         self.classes_, problem = read_target(y, self.metric, self.average)
         sw = sample_weight_array(sample_weight, X)
         check_target_weights(problem, sw, self.classes_)

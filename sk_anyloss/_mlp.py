@@ -4,6 +4,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.sparse import issparse
 from scipy.special import expit
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -348,6 +349,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         ]
         rows = max(1, _FORWARD_BLOCK_ENTRIES // max(W.shape[1] for W, _ in layers))
         K = layers[-1][0].shape[1]
+        if issparse(X):
+            X = X.tocsr()  # blocks of rows
         out = np.empty((X.shape[0], K))
         for start in range(0, X.shape[0], rows):
             z = X[start : start + rows].astype(np.float64, copy=False)
@@ -399,8 +402,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             )
         first_call = not (incremental and hasattr(self, "coefs_"))
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], order="C", reset=first_call,
-            multi_output=True,
+            self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
+            order="C", reset=first_call, multi_output=True,
         )  # fmt: skip
         known = self._known_classes(y, classes) if incremental else None
         classes_, problem = read_target(y, self.metric, self.average, known)
