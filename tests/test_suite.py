@@ -22,6 +22,7 @@ EXPECTED = {
     "mlc_churn": (5000, 14.1),
     "satimage": (6435, 9.7),
     "default": (10000, 3.3),
+    "trump_tweets": (20761, 22.4),
     "fars": (100968, 8.6),
     "flights_cancelled": (336776, 2.45),
 }
@@ -67,6 +68,14 @@ def test_preprocessing_imputes_encodes_and_standardises():
     assert Z.dtype == np.float64 and np.isfinite(Z).all()
     assert Z.shape[1] > X.shape[1]  # the categoricals became indicator columns
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-9)
+
+
+def test_text_dataset_becomes_sparse_tf_idf_features():
+    X, y = suite.load("trump_tweets")
+    assert X.ndim == 1 and isinstance(X[0], str)
+    features = suite.preprocessing(X).fit_transform(X[:2000])
+    assert features.format == "csr" and features.shape[0] == 2000
+    assert features.nnz < 0.01 * features.shape[0] * features.shape[1]
 
 
 def test_unknown_dataset_is_a_clear_error():
