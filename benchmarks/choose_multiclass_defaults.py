@@ -206,9 +206,7 @@ def _means(rows):
         out[key]["classes"] = int(group[0]["classes"])
         if "predicted_classes" in group[0]:
             out[key]["n_iter"] = float(np.mean([r["n_iter"] for r in group]))
-            out[key]["min_predicted"] = min(
-                int(r["predicted_classes"]) for r in group
-            )
+            out[key]["min_predicted"] = min(int(r["predicted_classes"]) for r in group)
             out[key]["convergence"] = sum(
                 "ConvergenceWarning" in r["warnings"] for r in group
             )
@@ -235,7 +233,9 @@ def summary(path, baselines_path):
                     parts.append(
                         _metric_tables(table, base, family, split, metric, labels)
                     )
-    errors = sorted({(r["dataset"], r["model"], r["error"]) for r in rows if r["error"]})
+    errors = sorted(
+        {(r["dataset"], r["model"], r["error"]) for r in rows if r["error"]}
+    )
     if errors:
         parts += ["", "Errors:"] + [f"- {d}, {m}: {e}" for d, m, e in errors]
     return "\n".join(parts)
@@ -268,14 +268,21 @@ def _metric_tables(table, base, family, split, metric, labels):
     lines.append("|---" * (len(cols) + 2) + "|")
     for k in complete:
         cells = [f"{source[(family, split, k, m)][score]:.3f}" for m in cols]
-        lines.append(f"| {k} | {table[(family, split, k, labels[0])]['classes']} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {k} | {table[(family, split, k, labels[0])]['classes']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     better = max(baselines, key=lambda b: mean(b, score)) if baselines else None
     lines += [
         "",
         f"{family}, {split}, metric={metric}: mean over {len(complete)} datasets"
-        + (f"; better baseline {better} {mean(better, score):.3f}, "
-           f"{1e3 * mean(better, 'fit_s'):.1f} ms" if better else ""),
+        + (
+            f"; better baseline {better} {mean(better, score):.3f}, "
+            f"{1e3 * mean(better, 'fit_s'):.1f} ms"
+            if better
+            else ""
+        ),
         "",
         f"| candidate | {name} | - default | W/T/L vs default (0.005) "
         "| - better baseline | fit ms | fit / default | fit / baseline "
@@ -358,7 +365,10 @@ def main(argv=None):
     new = not os.path.exists(args.out)
     start = time.perf_counter()
     bm.warm_up()
-    print(f"{date.today()}: python " + " ".join([os.path.relpath(__file__), *sys.argv[1:]]))
+    print(
+        f"{date.today()}: python "
+        + " ".join([os.path.relpath(__file__), *sys.argv[1:]])
+    )
     with open(args.out, "a", newline="") as f:
         out = csv.DictWriter(f, fieldnames=FIELDS)
         if new:
@@ -370,7 +380,9 @@ def main(argv=None):
 
         for key in keys:
             t0 = time.perf_counter()
-            run_dataset(key, args.family, candidates, args.max_rows, writer, done, print)
+            run_dataset(
+                key, args.family, candidates, args.max_rows, writer, done, print
+            )
             print(f"  {time.perf_counter() - t0:.1f} s", flush=True)
     print(f"{(time.perf_counter() - start) / 60:.1f} min in all")
     print(summary(args.out, args.baselines))

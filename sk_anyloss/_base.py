@@ -61,8 +61,8 @@ DOC_FRAGMENTS = {
     "X_parameters": """
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The samples.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The samples; a SciPy CSR or CSC matrix or array is not densified.
     """,
     "sample_weight": """
         sample_weight : array-like of shape (n_samples,), default=None
@@ -450,9 +450,11 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. float32 data is trained in float32 storage (never
-            upcast); other numeric data is converted to float64.
+            upcast); other numeric data is converted to float64. A SciPy CSR
+            or CSC matrix or array trains without being densified (on the
+            CPU only: ``device="cuda"`` takes dense data).
 
         {y}
 

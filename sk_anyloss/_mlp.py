@@ -311,8 +311,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; sparse as in :meth:`fit`.
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Target labels, or a multilabel indicator matrix.
