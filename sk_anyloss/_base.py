@@ -280,11 +280,16 @@ def read_target(y, metric, average, classes=None):
 def check_target_weights(problem, sample_weight, classes):
     """Raise a ``ValueError`` unless every class (every label's positives and
     negatives) carries a positive share of the sample weight."""
-    if problem.kind == "multilabel":
-        w, _ = scaled_weights(sample_weight)
-        for j, column in enumerate(problem.Y.T):
-            on = w[column.astype(bool)].sum() > 0
-            off = w[~column.astype(bool)].sum() > 0
+    w, _ = scaled_weights(sample_weight)
+    on = problem.Y.astype(bool)
+    check_target_masses(problem.kind, w @ on, w @ ~on, classes)
+
+
+def check_target_masses(kind, pos, neg, classes):
+    """:func:`check_target_weights` from each output's weight on its
+    positives ``pos`` and its negatives ``neg`` (any common scale)."""
+    if kind == "multilabel":
+        for j, (on, off) in enumerate(zip(pos > 0, neg > 0)):
             if not (on and off):
                 raise ValueError(
                     f"Label {j} of the multilabel target is {1 if on else 0} for "
@@ -294,9 +299,18 @@ def check_target_weights(problem, sample_weight, classes):
                     "drop such columns, e.g. y[:, y.min(axis=0) != y.max(axis=0)]."
                 )
         return
-    labels = [classes[1]] if problem.kind == "binary" else classes
-    for column, label in zip(problem.Y.T, labels):
-        check_class_weights(column, sample_weight, label)
+    labels = [classes[1]] if kind == "binary" else classes
+    for on, off, label in zip(pos, neg, labels):
+        if not on > 0:
+            raise ValueError(
+                f"Class {label_text(label)} has zero total sample_weight; every "
+                "class needs a positive total weight."
+            )
+        if not off > 0:
+            raise ValueError(
+                f"All the sample_weight is on class {label_text(label)}; at least "
+                "two classes need a positive total weight."
+            )
 
 
 def sample_weight_array(sample_weight, X):
@@ -336,23 +350,6 @@ def weight_share(column, sample_weight):
 def label_text(label):
     """A label as it reads in a message: ``1``, not ``np.int64(1)``."""
     return repr(label.item() if isinstance(label, np.generic) else label)
-
-
-def check_class_weights(y01, sample_weight, label):
-    """Raise a ``ValueError`` unless both sides of a 0/1 problem (positive:
-    ``label``) carry a positive share of the sample weight."""
-    mask = y01.astype(bool)
-    w, _ = scaled_weights(sample_weight)
-    if not w[mask].sum() > 0:
-        raise ValueError(
-            f"Class {label_text(label)} has zero total sample_weight; every class "
-            "needs a positive total weight."
-        )
-    if not w[~mask].sum() > 0:
-        raise ValueError(
-            f"All the sample_weight is on class {label_text(label)}; at least two "
-            "classes need a positive total weight."
-        )
 
 
 def check_finite_parameters(theta, dtype):

@@ -822,6 +822,13 @@ def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, c
     return state.counts[STATUS]
 
 
+def _samples_pass_source(X, Y, sw, theta, amplifier, metric, params):
+    """One ``average="samples"`` pass at ``theta``: the per-chunk sums."""
+    part = np.empty((n_chunks(X.shape[0]), Y.shape[1] * (X.shape[1] + 1) + 1))
+    _samples_pass(X, Y, sw, theta, amplifier, metric, params, part)
+    return part
+
+
 def _jit_variant(source, parallel):
     """Compile ``source`` once per variant under its own name.
 
@@ -851,6 +858,7 @@ class _Variants:
 
 linear_pass = _Variants(_pass_source)
 softmax_pass = _Variants(_softmax_pass_source)
+samples_pass = _Variants(_samples_pass_source)
 log_loss_grad = _Variants(_log_loss_grad_source)
 softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
 fit_linear = _Variants(_fit_source)
@@ -862,6 +870,8 @@ fit_softmax = _Variants(_fit_softmax_source)
 metric_loss_grad = njit(cache=True, error_model="numpy")(_metric_loss_grad.py_func)
 metric_step = njit(cache=True, error_model="numpy")(_metric_step.py_func)
 rows_gradient = njit(cache=True, error_model="numpy")(_rows_gradient.py_func)
+end_iteration = njit(cache=True, error_model="numpy")(_end_iteration.py_func)
+log_loss_from_sums = njit(cache=True, error_model="numpy")(_log_loss.py_func)
 
 
 @njit(cache=True, error_model="numpy")

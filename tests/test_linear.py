@@ -296,13 +296,6 @@ def test_predict_checks_fit_and_feature_count(cancer):
         clf.predict(X[:, :5])
 
 
-def test_sparse_input_is_rejected(cancer):
-    sparse = pytest.importorskip("scipy.sparse")
-    X, y = cancer
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        AnyLossClassifier().fit(sparse.csr_matrix(X), y)
-
-
 def test_diverging_training_raises_a_clear_error():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 3)) * 1e300  # X @ w overflows
