@@ -340,6 +340,11 @@ def weight_total(sample_weight):
     return float(np.ldexp(w.sum(), e))
 
 
+def is_dask(X):
+    """Whether ``X`` is a Dask collection (without importing dask)."""
+    return type(X).__module__.split(".")[0] == "dask"
+
+
 def weight_share(column, sample_weight):
     """The weighted share of the rows where ``column`` is 1, computed from the
     scaled weights so that huge weights do not overflow the total."""
@@ -419,6 +424,14 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    def _dask_rows(self, X, method):
+        """``method`` of a Dask ``X``, lazily by blocks of rows (a Dask
+        array)."""
+        check_is_fitted(self)
+        from ._kernels_dask import map_rows
+
+        return map_rows(self, X, method)
+
     def _scores(self, X):
         check_is_fitted(self)
         X = validate_data(
@@ -474,6 +487,8 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
             the most probable class. Multilabel: the indicator matrix of the
             labels with ``p >= 0.5``.
         """
+        if is_dask(X):
+            return self._dask_rows(X, "predict")
         return labels_from_scores(self._scores(X), self.classes_, self._target_kind)
 
     @fill_doc
@@ -490,6 +505,8 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
             summing to one. Multilabel: ``sigmoid(z_l)``, each label's
             probability.
         """
+        if is_dask(X):
+            return self._dask_rows(X, "predict_proba")
         return np.exp(self.predict_log_proba(X))
 
     @fill_doc
@@ -504,4 +521,6 @@ class AnyLossEstimator(ClassifierMixin, BaseEstimator):
                 (n_samples, n_labels)
             Log-probabilities, in the order of ``classes_``.
         """
+        if is_dask(X):
+            return self._dask_rows(X, "predict_log_proba")
         return proba_from_scores(self._scores(X), self._target_kind)

@@ -16,6 +16,7 @@ from ._base import (
     check_finite_parameters,
     check_target_weights,
     fill_doc,
+    is_dask,
     read_target,
     sample_weight_array,
     weight_share,
@@ -267,23 +268,27 @@ class AnyLossClassifier(AnyLossEstimator):
                 f"alpha={self.alpha}). Lower learning_rate_init below "
                 f'{2 / self.alpha:.3g}, or use solver="adam".'
             )
-        X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
-            order="C", multi_output=True,
-        )  # fmt: skip
-        self.classes_, problem = read_target(y, self.metric, self.average)
-        sw = sample_weight_array(sample_weight, X)
-        check_target_weights(problem, sw, self.classes_)
+        if is_dask(X):
+            X, backend, problem, total, share, d = self._dask_data(X, y, sample_weight)
+        else:
+            X, y = validate_data(
+                self, X, y, accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32], order="C", multi_output=True,
+            )  # fmt: skip
+            self.classes_, problem = read_target(y, self.metric, self.average)
+            sw = sample_weight_array(sample_weight, X)
+            check_target_weights(problem, sw, self.classes_)
+            total, share = weight_total(sw), weight_share(problem.Y[:, 0], sw)
+            backend = linear_backend(self.device, X, sw)
+            d = X.shape[1]
 
         settings = linear_settings(self)
         metric = resolve_metric(self.metric, self.beta, problem.average)
-        metric.check(weight_total(sw), weight_share(problem.Y[:, 0], sw))
-        backend = linear_backend(self.device, X, sw)
+        metric.check(total, share)
         target = backend.target(problem)
-        d = X.shape[1]
         theta = np.zeros(problem.n_outputs * (d + 1))
         if self.warmup_iter:
-            penalty = warm_up_penalty(weight_total(sw))
+            penalty = warm_up_penalty(total)
             with backend.log_loss(target, penalty, settings.fit_intercept) as f:
                 theta, loss = lbfgs_warm_up(f, theta, int(self.warmup_iter))
             if not (np.isfinite(loss) and np.all(np.isfinite(theta))):
@@ -314,6 +319,28 @@ class AnyLossClassifier(AnyLossEstimator):
             )
         return self
 
+    def _dask_data(self, X, y, sample_weight):
+        """Read a Dask ``(X, y, sample_weight)`` on the cluster (see
+        ``_kernels_dask``): the validated, persisted ``X``, the backend, the
+        problem, the total weight, the first output's positive share and the
+        number of features."""
+        if self.device == "cuda":
+            raise ValueError(
+                'device="cuda" takes in-memory data; Dask arrays train on the '
+                'workers\' CPUs: use device="cpu" (or "auto").'
+            )
+        from ._kernels_dask import DaskData, LinearBackend
+
+        data = DaskData(self, X, y, sample_weight)
+        self.n_features_in_ = data.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.classes_ = data.classes
+        return (
+            data.X, LinearBackend(data), data.problem, data.total, data.share(),
+            data.n_features,
+        )  # fmt: skip
+
     @fill_doc
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.
@@ -326,6 +353,8 @@ class AnyLossClassifier(AnyLossEstimator):
             For a binary problem, the score of ``classes_[1]``; positive scores
             mean ``predict_proba >= 0.5``.
         """
+        if is_dask(X):
+            return self._dask_rows(X, "decision_function")
         return self._scores(X)
 
     def _forward(self, X):

@@ -21,6 +21,7 @@ from ._base import (
     check_finite_parameters,
     check_target_weights,
     fill_doc,
+    is_dask,
     outputs_of_scores,
     read_target,
     sample_weight_array,
@@ -399,6 +400,13 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be positive integers, got "
                 f"{self.hidden_layer_sizes!r}."
+            )
+        if is_dask(X):
+            raise TypeError(
+                "AnyLossMLPClassifier does not train on Dask arrays directly: wrap "
+                "it in dask_ml.wrappers.Incremental, which calls partial_fit on "
+                "each block (see the user guide's scaling-out page). Prediction "
+                "takes Dask arrays."
             )
         first_call = not (incremental and hasattr(self, "coefs_"))
         X, y = validate_data(
