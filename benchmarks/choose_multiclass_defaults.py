@@ -20,7 +20,8 @@ it wins there too.
 
     python benchmarks/choose_multiclass_defaults.py --family mlp --split dev \\
         --candidates '[{"metric": "f1"}, {"metric": "f1", "log_loss_weight": 1.0}]'
-    python benchmarks/choose_multiclass_defaults.py --summary benchmarks/results/choose.csv
+    python benchmarks/choose_multiclass_defaults.py \\
+        --summary benchmarks/results/choose_multiclass.csv
 
 Every fold's record is appended to ``--out`` as soon as it is measured; a
 (dataset, candidate) whose five folds are already in ``--out`` is skipped, so
@@ -227,7 +228,7 @@ def summary(path, baselines_path):
             models = list(
                 dict.fromkeys(k[3] for k in table if k[:2] == (family, split))
             )
-            for metric, score in SCORE.items():
+            for metric in SCORE:
                 labels = [m for m in models if m.startswith(f"{family} {metric} ")]
                 if labels:
                     parts.append(

@@ -438,25 +438,28 @@ def _softmax_scores(X, theta, K, Z):
 
 
 @njit(inline="always")
-def softmax_row_counts(z, t, s, K, amplifier, p, a, acc):
+def softmax_row_counts(z, t, s, K, amplifier, a, acc):
     """Add a row with scores ``z``, class ``t`` and weight ``s`` to the soft
-    confusion matrix ``acc`` (K x K, flat): ``C[t, :] += s a``."""
-    amplified_softmax(z, K, amplifier, p, a)
+    confusion matrix ``acc`` (K x K, flat): ``C[t, :] += s a``; ``z`` is
+    overwritten by the probabilities ``p``, ``a`` receives the assignment
+    (both for the gradient's pass)."""
+    amplified_softmax(z, K, amplifier, z, a)
     for k in range(K):
         acc[t * K + k] += s * a[k]
 
 
 @njit(inline="always")
-def softmax_row_terms(z, t, s, K, amplifier, D, logistic, weights, p, a, u, h):
+def softmax_row_terms(q, a, t, s, K, amplifier, D, logistic, weights, p, u, h):
     """A row's coefficients ``h`` of ``x_i`` in the gradient: ``s dM/dz``
-    through both softmaxes (``D = dM/dC``, its class's row ``D[t]``), or with
-    ``logistic`` the gradient of the warm-up's class-balanced log-loss,
-    each row weighted by ``weights[t]``; returns the row's log-loss (0
-    without ``logistic``)."""
+    through both softmaxes, from the row's probabilities ``q`` and assignment
+    ``a`` (see :func:`softmax_row_counts`) and ``D = dM/dC`` (its class's row
+    ``D[t]``); or with ``logistic``, from the scores ``q``, the gradient of
+    the warm-up's class-balanced log-loss, each row weighted by
+    ``weights[t]``. Returns the row's log-loss (0 without ``logistic``)."""
     if logistic:
         weight = s * weights[t]
-        top, total = softmax(z, K, p)
-        loss = weight * (math.log(total) + (z[top] - z[t]))
+        top, total = softmax(q, K, p)
+        loss = weight * (math.log(total) + (q[top] - q[t]))
         # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{m != t} p_m
         rest = 0.0
         for k in range(K):
@@ -465,48 +468,50 @@ def softmax_row_terms(z, t, s, K, amplifier, D, logistic, weights, p, a, u, h):
                 rest += p[k]
         h[t] = -weight * rest
         return loss
-    top = amplified_softmax(z, K, amplifier, p, a)
-    softmax_metric_dz(p, a, top, D[t], K, amplifier, u, h)
+    top = 0
+    for k in range(1, K):
+        if q[k] > q[top]:
+            top = k
+    softmax_metric_dz(q, a, top, D[t], K, amplifier, u, h)
     for k in range(K):
         h[k] *= s
     return 0.0
 
 
 @njit(inline="always")
-def softmax_counts(Z, y, sw, amplifier, part):
-    """Per chunk of rows, the soft confusion matrix of the scores ``Z``."""
+def softmax_counts(Z, y, sw, amplifier, A, part):
+    """Per chunk of rows, the soft confusion matrix of the scores ``Z``;
+    ``Z`` becomes the probabilities, ``A`` the assignments."""
     n, K = Z.shape
     for c in prange(part.shape[0]):
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
         acc = np.zeros(K * K)
-        p = np.empty(K)
-        a = np.empty(K)
         for i in range(start, stop):
-            softmax_row_counts(Z[i], y[i], sw[i], K, amplifier, p, a, acc)
+            softmax_row_counts(Z[i], y[i], sw[i], K, amplifier, A[i], acc)
         part[c] = acc
 
 
 @njit(inline="always")
-def _softmax_gradient(X, Z, y, sw, amplifier, D, logistic, weights, part):
+def _softmax_gradient(X, Q, A, y, sw, amplifier, D, logistic, weights, part):
     """Per chunk of rows, the gradient sums ``sum_i h_i [x_i, 1]`` laid out
-    as ``theta`` (``h_i`` of :func:`softmax_row_terms`; the ``x`` part one
-    matrix product ``H^T X`` of the chunk), then, with ``logistic``, the
-    log-loss."""
+    as ``theta`` (``h_i`` of :func:`softmax_row_terms` from the rows'
+    probabilities ``Q`` and assignments ``A``, or with ``logistic`` their
+    scores ``Q``; the ``x`` part one matrix product ``H^T X`` of the chunk),
+    then, with ``logistic``, the log-loss."""
     n, d = X.shape
-    K = Z.shape[1]
+    K = Q.shape[1]
     for c in prange(part.shape[0]):
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
         H = np.empty((stop - start, K))
         p = np.empty(K)
-        a = np.empty(K)
         u = np.empty(K)
         acc = np.zeros(part.shape[1])
         for i in range(start, stop):
             h = H[i - start]
-            loss = softmax_row_terms(Z[i], y[i], sw[i], K, amplifier, D, logistic,
-                                     weights, p, a, u, h)  # fmt: skip
+            loss = softmax_row_terms(Q[i], A[i], y[i], sw[i], K, amplifier, D,
+                                     logistic, weights, p, u, h)  # fmt: skip
             if logistic:
                 acc[K * (d + 1)] += loss
             for k in range(K):
@@ -709,12 +714,18 @@ def _softmax_pass_source(X, y, sw, theta, K, amplifier, mode, D, weights):
     (the counts, the gradient through ``D`` or the warm-up's)."""
     n = X.shape[0]
     Z = np.empty((n, K))
+    A = np.empty((n, K))
     _softmax_scores(X, theta, K, Z)
-    part = np.empty((n_chunks(n), softmax_width(mode, K, X.shape[1])))
+    if mode == LOGISTIC:
+        part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, X.shape[1])))
+        _softmax_gradient(X, Z, Z, y, sw, 1.0, D, True, weights, part)
+        return part
+    counts = np.empty((n_chunks(n), K * K))
+    softmax_counts(Z, y, sw, amplifier, A, counts)
     if mode == COUNTS:
-        softmax_counts(Z, y, sw, amplifier, part)
-    else:
-        _softmax_gradient(X, Z, y, sw, amplifier, D, mode == LOGISTIC, weights, part)
+        return counts
+    part = np.empty((n_chunks(n), softmax_width(GRADIENT, K, X.shape[1])))
+    _softmax_gradient(X, Z, A, y, sw, amplifier, D, False, weights, part)
     return part
 
 
@@ -742,7 +753,7 @@ def _softmax_log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, gr
     part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, d)))
     total = np.empty(part.shape[1])
     _softmax_scores(X, theta, K, Z)
-    _softmax_gradient(X, Z, target.y, sw, 1.0, np.empty((1, K)), True,
+    _softmax_gradient(X, Z, Z, target.y, sw, 1.0, np.empty((1, K)), True,
                       target.weights, part)  # fmt: skip
     _reduce_chunks(part, total)
     squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
@@ -791,12 +802,14 @@ def _fit_samples_source(X, target, sw, theta, settings, metric, params, state, c
 def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, curve,
                         max_calls):  # fmt: skip
     """``_fit_source`` for a classes target: the scores ``Z`` (one product
-    with ``X``), the soft confusion matrix from them, the metric's ``dM/dC``
-    there, then the gradient (a second product with ``X``)."""
+    with ``X``), the soft confusion matrix from them (the probabilities and
+    assignments kept for the gradient), the metric's ``dM/dC`` there, then
+    the gradient (a second product with ``X``)."""
     K = target.weights.shape[0]
     n, d = X.shape
     rows = n_chunks(n)
     Z = np.empty((n, K))
+    A = np.empty((n, K))
     counts = np.empty((rows, K * K))
     C = np.empty(K * K)
     D = np.empty((K, K))
@@ -808,11 +821,11 @@ def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, c
         if state.counts[STATUS] != RUNNING:
             break
         _softmax_scores(X, theta, K, Z)
-        softmax_counts(Z, target.y, sw, amplifier, counts)
+        softmax_counts(Z, target.y, sw, amplifier, A, counts)
         _reduce_chunks(counts, C)
         value = metric(C.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_gradient(X, Z, target.y, sw, amplifier, D, False, target.weights,
-                          part)  # fmt: skip
+        _softmax_gradient(X, Z, A, target.y, sw, amplifier, D, False,
+                          target.weights, part)  # fmt: skip
         _reduce_chunks(part, total)
         squares = _rows_gradient(
             total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad

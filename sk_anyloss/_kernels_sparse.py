@@ -235,22 +235,22 @@ def _samples_terms(Z, Y, sw, amplifier, metric, params, H, part):
 
 
 @njit(inline="always")
-def _softmax_terms(Z, y, sw, amplifier, D, logistic, weights, H, part):
+def _softmax_terms(Q, A, y, sw, amplifier, D, logistic, weights, H, part):
     """Each row's terms of a softmax pass (``H``, see
-    ``_kernels_cpu.softmax_row_terms``); per chunk, ``sum H[:, k]`` and
-    (``logistic``) the log-loss."""
-    n, K = Z.shape
+    ``_kernels_cpu.softmax_row_terms``: ``Q`` the probabilities, or with
+    ``logistic`` the scores); per chunk, ``sum H[:, k]`` and (``logistic``)
+    the log-loss."""
+    n, K = Q.shape
     for c in prange(part.shape[0]):
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
         acc = np.zeros(part.shape[1])
         p = np.empty(K)
-        a = np.empty(K)
         u = np.empty(K)
         for i in range(start, stop):
             h = H[i]
-            loss = softmax_row_terms(Z[i], y[i], sw[i], K, amplifier, D, logistic,
-                                     weights, p, a, u, h)  # fmt: skip
+            loss = softmax_row_terms(Q[i], A[i], y[i], sw[i], K, amplifier, D,
+                                     logistic, weights, p, u, h)  # fmt: skip
             if logistic:
                 acc[K] += loss
             for k in range(K):
@@ -346,6 +346,7 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
     n = target.y.shape[0]
     d = R.n_cols
     Z = np.empty((n, K))
+    A = np.empty((n, K))
     H = np.empty((n, K))
     counts = np.empty((n_chunks(n), K * K))
     part = np.empty((n_chunks(n), K))
@@ -360,10 +361,11 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
         if state.counts[STATUS] != RUNNING:
             break
         _scores(R, theta, Z)
-        softmax_counts(Z, target.y, sw, amplifier, counts)
+        softmax_counts(Z, target.y, sw, amplifier, A, counts)
         _reduce_chunks(counts, Cm)
         value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_terms(Z, target.y, sw, amplifier, D, False, target.weights, H, part)
+        _softmax_terms(Z, A, target.y, sw, amplifier, D, False, target.weights, H,
+                       part)  # fmt: skip
         _reduce_chunks(part, sums)
         _columns(C, H, out)
         _rows_total(out, sums, d, total)
@@ -388,7 +390,7 @@ def _softmax_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept,
     out = np.empty((K, d))
     total = np.empty(K * (d + 1) + 1)
     _scores(R, theta, Z)
-    _softmax_terms(Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights, H,
+    _softmax_terms(Z, Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights, H,
                    part)  # fmt: skip
     _reduce_chunks(part, sums)
     _columns(C, H, out)
