@@ -11,8 +11,9 @@ Three measurements, printed as a markdown report:
    ``AnyLossClassifier(tol=None, max_iter=I, warmup_iter=0).fit`` divided by
    ``I`` (the conversion to CSC and the checks included).
 2. **Peak memory** of a default ``fit`` on that matrix, in a fresh process:
-   the growth of the peak resident set size during the fit, against the
-   matrix's own size.
+   the peak resident set size during the fit (Linux's ``VmHWM``, reset just
+   before it) minus the resident set size before it, against the matrix's own
+   size.
 3. **Fit time on text** (the suite's ``trump_tweets``: TF-IDF of 20,761
    tweets) against ``LogisticRegression(solver="saga")`` and
    ``SGDClassifier(loss="log_loss")``, each fitted on the same features,
@@ -70,7 +71,7 @@ def bench_epoch(X, y, iters, repeats):
     from sk_anyloss._backend import cpu_kernel
     from sk_anyloss._base import Problem
     from sk_anyloss._kernels_cpu import ENTRIES_PER_CALL, cpu_metric, new_loop_state
-    from sk_anyloss._kernels_sparse import both_layouts, fit_linear
+    from sk_anyloss._kernels_sparse import fit_linear, rows_of
     from sk_anyloss._metrics import Metric
     from sk_anyloss._optim import Optimizer
     from sk_anyloss._settings import LinearSettings
@@ -79,7 +80,7 @@ def bench_epoch(X, y, iters, repeats):
     w = np.random.default_rng(1).standard_normal(d)
     g = np.random.default_rng(2).standard_normal(n)
     results = {"floor": median_time(lambda: (X @ w, X.T @ g), repeats)}
-    R, C = both_layouts(X)
+    R = rows_of(X)
     from sk_anyloss._kernels_cpu import make_target
 
     target = make_target(Problem("binary", y[:, None].astype(np.uint8), y, None),
@@ -98,7 +99,7 @@ def bench_epoch(X, y, iters, repeats):
         state = new_loop_state(d + 1)
         curve = np.empty(iters)
         with cpu_kernel(fit_linear, ENTRIES_PER_CALL) as kernel:
-            kernel(R, C, target, sw, theta, settings, compiled, metric.params, state,
+            kernel(R, target, sw, theta, settings, compiled, metric.params, state,
                    curve, iters)  # fmt: skip
 
     results["ours"] = median_time(run, repeats) / iters
@@ -108,20 +109,27 @@ def bench_epoch(X, y, iters, repeats):
 
 
 MEMORY_SCRIPT = """
-import json, resource, sys, warnings
-import numpy as np
+import json, sys, warnings
 sys.path.insert(0, {here!r})
 from bench_sparse import make_data
 from sk_anyloss import AnyLossClassifier
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
 X, y = make_data({n}, {d}, {nnz})
 AnyLossClassifier(max_iter=2).fit(X[:1000], y[:1000])  # compile first
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident set size to the current one
+before = status("VmRSS")
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     AnyLossClassifier().fit(X, y)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status("VmHWM")
 size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-print(json.dumps(dict(before=before * 1024, after=after * 1024, size=size)))
+print(json.dumps(dict(before=before, after=after, size=size)))
 """
 
 
@@ -205,8 +213,8 @@ def main():
     print(
         f"\nPeak memory of a default `fit`: +{growth / 1e6:.0f} MB "
         f"({growth / memory['size']:.2f}x the matrix's {memory['size'] / 1e6:.0f} "
-        f"MB; peak RSS {memory['before'] / 1e6:.0f} MB before, "
-        f"{memory['after'] / 1e6:.0f} MB after).\n"
+        f"MB; resident {memory['before'] / 1e6:.0f} MB before the fit, at most "
+        f"{memory['after'] / 1e6:.0f} MB during it).\n"
     )
     print(
         f"Text: `trump_tweets` TF-IDF, training part {shape[0]:,} x {shape[1]:,}, "

@@ -5,25 +5,24 @@ A dense pass reads a row once and adds ``h_i x_i`` into per-chunk partial
 sums of ``d`` entries; with ``d`` in the hundreds of thousands (one-hot
 features, text), per-chunk vectors of ``d`` entries would take more memory
 than the data.  So a sparse iteration reads the nonzeros twice, as
-``X @ w`` and ``X.T @ g`` do:
+``X @ w`` and ``X.T @ g`` do, both times by rows (CSR):
 
-1. **rows** (CSR, parallel over rows): each row's scores ``z_i``, then each
-   row's terms, ``H`` (n, q), the coefficients of ``x_i`` in the gradient
-   sums, and the small per-chunk sums (soft counts, class masses, ``sum h``)
-   that the dense passes add up too;
-2. **columns** (CSC, the same matrix by columns, parallel over columns):
-   ``X.T @ H``, each column's sum in row order.
+1. **scores and terms** (parallel over rows): each row's scores ``z_i``, then
+   each row's terms, ``H`` (n, q), the coefficients of ``x_i`` in the
+   gradient sums, and the small per-chunk sums (soft counts, class masses,
+   ``sum h``) that the dense passes add up too;
+2. **the transposed product** ``X.T @ H``, scattered from the rows into one
+   accumulator per partition of the rows (:func:`_transposed_product`).
 
 The sums are laid out as the dense passes lay out theirs, so what follows a
 pass (the metric, the loss and its gradient, the optimiser's step, the
 stopping rule) is ``_kernels_cpu``'s own code.  Every sum runs in a fixed
-order (rows by chunk of ``CHUNK_ROWS``, each column in row order): the
+order (chunks of ``CHUNK_ROWS`` rows; partitions fixed by the shape): the
 model does not depend on the number of threads.  It equals the dense fit up
-to the order of the terms of each dot product.
+to the order of the terms of each sum.
 
-The backend keeps both layouts of ``X``: the matrix it is given, and its
-conversion to the other format (one more copy of the nonzeros, made once per
-fit).
+A CSC matrix is converted to CSR once per fit (one copy of the nonzeros); a
+CSR one is used as it is.
 """
 
 import math
@@ -83,12 +82,9 @@ def compressed(matrix):
     )  # fmt: skip
 
 
-def both_layouts(X):
-    """``(rows, columns)``: ``X`` as CSR and as CSC (:class:`Compressed`); the
-    format ``X`` is in is used as is, the other is converted once."""
-    if X.format == "csr":
-        return compressed(X), compressed(X.tocsc())
-    return compressed(X.tocsr()), compressed(X)
+def rows_of(X):
+    """``X`` as CSR (:class:`Compressed`), converted once if it is CSC."""
+    return compressed(X if X.format == "csr" else X.tocsr())
 
 
 # --------------------------------------------------------------------------
@@ -115,68 +111,108 @@ def _scores(R, theta, Z):
             Z[i, k] = _row_dot(R, i, theta, k * d1)
 
 
+# The transposed product is scattered from the rows into one accumulator per
+# partition of the rows (each ``q d`` entries), added in partition order: a
+# fixed number of partitions, from the shape alone (never the thread count),
+# with at most ``PARTITION_ENTRIES`` accumulator entries in all.
+MAX_PARTITIONS = 16
+PARTITION_ENTRIES = 1 << 20
+
+
 @njit(inline="always")
-def _columns(C, H, out):
-    """``out[k, j] = sum_i H[i, k] X[i, j]`` (``X.T @ H``, transposed), each
-    column ``j`` of ``X`` (CSC ``C``) summed in row order."""
-    q = H.shape[1]
-    for j in prange(out.shape[1]):
-        acc = np.zeros(q)
-        for p in range(C.indptr[j], C.indptr[j + 1]):
-            r = C.indices[p]
-            v = C.data[p]
-            for k in range(q):
-                acc[k] += H[r, k] * v
+def n_partitions(n, q, d):
+    """Partitions of the rows of a transposed product (see above)."""
+    by_memory = PARTITION_ENTRIES // max(q * d, 1)
+    return max(1, min(MAX_PARTITIONS, by_memory, n_chunks(n)))
+
+
+@njit(inline="always")
+def _transposed_product(R, H, out):
+    """``out[k, j] = sum_i H[i, k] X[i, j]`` (``X.T @ H``, transposed): each
+    partition of the rows scatters its rows' nonzeros, in row order, into its
+    own accumulator; the partitions run in parallel and are added in order.
+    SciPy's ``X.T @ g`` on CSR scatters likewise (one accumulator)."""
+    n, q = H.shape
+    d = out.shape[1]
+    P = n_partitions(n, q, d)
+    per = ((n_chunks(n) + P - 1) // P) * CHUNK_ROWS
+    acc = np.zeros((P, d * q))
+    for part in prange(P):
+        a = acc[part]
+        for i in range(part * per, min((part + 1) * per, n)):
+            for p in range(R.indptr[i], R.indptr[i + 1]):
+                o = R.indices[p] * q
+                v = R.data[p]
+                for k in range(q):
+                    a[o + k] += H[i, k] * v
+    for j in range(d):
         for k in range(q):
-            out[k, j] = acc[k]
+            s = 0.0
+            for part in range(P):
+                s += acc[part, j * q + k]
+            out[k, j] = s
 
 
 @njit(inline="always")
-def _labels_terms(Z, Y, sw, amplifier, logistic, H, part):
-    """Each row's terms of a labels pass (see ``_kernels_cpu._labels_pass``):
-    ``H[i, 2 l]`` the row's ``h`` where its label ``l`` is 1, ``H[i, 2 l +
-    1]`` where it is 0 (the other is 0); per chunk, label ``l``'s
+def _labels_rows(R, Y, sw, theta, amplifier, logistic, part, acc):
+    """A labels pass in one read of the nonzeros (see
+    ``_kernels_cpu._labels_pass``): each row's score, its ``h`` (``s dA/dz``,
+    or the log-loss's with ``logistic``), and ``h x_i`` scattered at once
+    into its partition's accumulator ``acc[p]`` (``d`` entries of two per
+    label: ``[sum_{y=1} h x, sum_{y=0} h x]``); per chunk, label ``l``'s
     ``[sum_{y=1} h, sum_{y=0} h, TP, FP]`` in ``part[c, 4 l : 4 l + 4]``."""
-    n, L = Z.shape
-    for c in prange(part.shape[0]):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
-        acc = np.zeros(4 * L)
-        for i in range(start, stop):
-            s = sw[i]
-            for lab in range(L):
-                z = Z[i, lab]
-                if logistic:
-                    dadz, a = _sigmoid_softplus(-z if Y[i, lab] else z)
-                else:
-                    a, dadz = amplified(z, amplifier)
-                h = s * dadz
-                if Y[i, lab]:
-                    H[i, 2 * lab] = h
-                    H[i, 2 * lab + 1] = 0.0
-                    acc[4 * lab] += h
-                    acc[4 * lab + 2] += s * a
-                else:
-                    H[i, 2 * lab] = 0.0
-                    H[i, 2 * lab + 1] = h
-                    acc[4 * lab + 1] += h
-                    acc[4 * lab + 3] += s * a
-        part[c] = acc
+    n, L = Y.shape
+    d = R.n_cols
+    q = 2 * L
+    P = acc.shape[0]
+    per = (part.shape[0] + P - 1) // P
+    for pt in prange(P):
+        a_p = acc[pt]
+        a_p[:] = 0.0
+        for c in range(pt * per, min((pt + 1) * per, part.shape[0])):
+            sums = np.zeros(4 * L)
+            for i in range(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n)):
+                s = sw[i]
+                for lab in range(L):
+                    z = _row_dot(R, i, theta, lab * (d + 1))
+                    if logistic:
+                        dadz, a = _sigmoid_softplus(-z if Y[i, lab] else z)
+                    else:
+                        a, dadz = amplified(z, amplifier)
+                    h = s * dadz
+                    if Y[i, lab]:
+                        slot = 2 * lab
+                        sums[4 * lab] += h
+                        sums[4 * lab + 2] += s * a
+                    else:
+                        slot = 2 * lab + 1
+                        sums[4 * lab + 1] += h
+                        sums[4 * lab + 3] += s * a
+                    for p in range(R.indptr[i], R.indptr[i + 1]):
+                        a_p[R.indices[p] * q + slot] += h * R.data[p]
+            part[c] = sums
 
 
 @njit(inline="always")
-def _labels_total(out, sums, d, total):
+def _labels_total(acc, sums, d, total):
     """The dense labels pass's sums (``_kernels_cpu._labels_pass``, added
-    up) from ``X.T @ H`` and the chunks' sums."""
+    up) from the partitions' accumulators, added in order, and the chunks'
+    sums."""
     L = sums.shape[0] // 4
+    q = 2 * L
     width = label_width(d)
     for lab in range(L):
         o = lab * width
         for j in range(d):
-            total[o + j] = out[2 * lab, j]
-            total[o + d + j] = out[2 * lab + 1, j]
-        for q in range(4):
-            total[o + 2 * d + q] = sums[4 * lab + q]
+            s1 = 0.0
+            s0 = 0.0
+            for pt in range(acc.shape[0]):
+                s1 += acc[pt, j * q + 2 * lab]
+                s0 += acc[pt, j * q + 2 * lab + 1]
+            total[o + j] = s1
+            total[o + d + j] = s0
+        for k in range(4):
+            total[o + 2 * d + k] = sums[4 * lab + k]
 
 
 @njit(inline="always")
@@ -263,53 +299,50 @@ def _softmax_terms(Q, A, y, sw, amplifier, D, logistic, weights, H, part):
 
 
 @njit(inline="always")
-def _labels_pass(R, C, Y, sw, theta, amplifier, logistic, Z, H, part, sums, out,
-                 total):  # fmt: skip
+def _labels_pass(R, Y, sw, theta, amplifier, logistic, part, sums, acc, total):
     """One sparse labels pass at ``theta``: ``total`` as the dense pass's
     sums; the other arrays are scratch (see :func:`_labels_scratch`)."""
-    _scores(R, theta, Z)
-    _labels_terms(Z, Y, sw, amplifier, logistic, H, part)
+    _labels_rows(R, Y, sw, theta, amplifier, logistic, part, acc)
     _reduce_chunks(part, sums)
-    _columns(C, H, out)
-    _labels_total(out, sums, R.n_cols, total)
+    _labels_total(acc, sums, R.n_cols, total)
 
 
 @njit(inline="always")
 def _labels_scratch(R, Y):
-    """Scratch of a labels pass: the scores ``Z``, the terms ``H`` (two per
-    label), the chunks' sums and their total, ``X.T @ H`` and the pass's
-    sums."""
+    """Scratch of a labels pass: the chunks' sums and their total, the
+    partitions' accumulators and the pass's sums."""
     n, L = Y.shape
     d = R.n_cols
     return (
-        np.empty((n, L)), np.empty((n, 2 * L)), np.empty((n_chunks(n), 4 * L)),
-        np.empty(4 * L), np.empty((2 * L, d)), np.empty(L * label_width(d)),
+        np.empty((n_chunks(n), 4 * L)), np.empty(4 * L),
+        np.empty((n_partitions(n, 2 * L, d), 2 * L * d)),
+        np.empty(L * label_width(d)),
     )  # fmt: skip
 
 
-def _fit_labels_source(R, C, target, sw, theta, settings, metric, params, state,
+def _fit_labels_source(R, target, sw, theta, settings, metric, params, state,
                        curve, max_calls):  # fmt: skip
     """``_kernels_cpu._fit_source`` on sparse ``X``."""
-    Z, H, part, sums, out, total = _labels_scratch(R, target.Y)
+    part, sums, acc, total = _labels_scratch(R, target.Y)
     grad = np.empty(theta.shape[0])
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _labels_pass(R, C, target.Y, sw, theta, settings.amplifier, False, Z, H,
-                     part, sums, out, total)  # fmt: skip
+        _labels_pass(R, target.Y, sw, theta, settings.amplifier, False, part, sums,
+                     acc, total)  # fmt: skip
         _metric_step(total, target, theta, grad, settings, metric, params, state,
                      curve)  # fmt: skip
     return state.counts[STATUS]
 
 
-def _labels_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept, grad):
+def _labels_log_loss_grad_source(R, target, sw, theta, alpha, fit_intercept, grad):
     """``_kernels_cpu._log_loss_grad_source`` on sparse ``X``."""
-    Z, H, part, sums, out, total = _labels_scratch(R, target.Y)
-    _labels_pass(R, C, target.Y, sw, theta, 1.0, True, Z, H, part, sums, out, total)
+    part, sums, acc, total = _labels_scratch(R, target.Y)
+    _labels_pass(R, target.Y, sw, theta, 1.0, True, part, sums, acc, total)
     return _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
 
-def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state,
+def _fit_samples_source(R, target, sw, theta, settings, metric, params, state,
                         curve, max_calls):  # fmt: skip
     """``_kernels_cpu._fit_samples_source`` on sparse ``X``."""
     n, L = target.Y.shape
@@ -327,7 +360,7 @@ def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state
         _scores(R, theta, Z)
         _samples_terms(Z, target.Y, sw, settings.amplifier, metric, params, H, part)
         _reduce_chunks(part, sums)
-        _columns(C, H, out)
+        _transposed_product(R, H, out)
         _rows_total(out, sums, d, total)
         squares = _rows_gradient(
             total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
@@ -337,7 +370,7 @@ def _fit_samples_source(R, C, target, sw, theta, settings, metric, params, state
     return state.counts[STATUS]
 
 
-def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state,
+def _fit_softmax_source(R, target, sw, theta, settings, metric, params, state,
                         curve, max_calls):  # fmt: skip
     """``_kernels_cpu._fit_softmax_source`` on sparse ``X``: the scores, the
     counts and the gradient's terms from them, then ``X.T @ H``; the
@@ -367,7 +400,7 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
         _softmax_terms(Z, A, target.y, sw, amplifier, D, False, target.weights, H,
                        part)  # fmt: skip
         _reduce_chunks(part, sums)
-        _columns(C, H, out)
+        _transposed_product(R, H, out)
         _rows_total(out, sums, d, total)
         squares = _rows_gradient(
             total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad
@@ -377,7 +410,7 @@ def _fit_softmax_source(R, C, target, sw, theta, settings, metric, params, state
     return state.counts[STATUS]
 
 
-def _softmax_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept,
+def _softmax_log_loss_grad_source(R, target, sw, theta, alpha, fit_intercept,
                                   grad):  # fmt: skip
     """``_kernels_cpu._softmax_log_loss_grad_source`` on sparse ``X``."""
     K = target.weights.shape[0]
@@ -393,17 +426,16 @@ def _softmax_log_loss_grad_source(R, C, target, sw, theta, alpha, fit_intercept,
     _softmax_terms(Z, Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights, H,
                    part)  # fmt: skip
     _reduce_chunks(part, sums)
-    _columns(C, H, out)
+    _transposed_product(R, H, out)
     _rows_total(out, sums, d, total)
     squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
     return total[K * (d + 1)] + 0.5 * alpha * squares
 
 
-def _labels_pass_source(R, C, Y, sw, theta, amplifier, logistic):
+def _labels_pass_source(R, Y, sw, theta, amplifier, logistic):
     """One sparse labels pass: the dense pass's sums (for tests)."""
-    Z, H, part, sums, out, total = _labels_scratch(R, Y)
-    _labels_pass(R, C, Y, sw, theta, amplifier, logistic, Z, H, part, sums, out,
-                 total)  # fmt: skip
+    part, sums, acc, total = _labels_scratch(R, Y)
+    _labels_pass(R, Y, sw, theta, amplifier, logistic, part, sums, acc, total)
     return total
 
 
@@ -421,7 +453,7 @@ class LinearBackend:
     ``_kernels_cpu.LinearBackend``."""
 
     def __init__(self, X, sample_weight):
-        self._R, self._C = both_layouts(X)
+        self._R = rows_of(X)
         self._sw = normalised_weights(sample_weight)
         self._sample_weight = sample_weight
         # what a pass costs, in the dense backend's units (entries read)
@@ -441,8 +473,8 @@ class LinearBackend:
 
             def loss_grad(theta):
                 grad = np.empty(theta.shape[0])
-                loss = kernel(self._R, self._C, target, self._sw, theta, alpha,
-                              fit_intercept, grad)  # fmt: skip
+                loss = kernel(self._R, target, self._sw, theta, alpha, fit_intercept,
+                              grad)  # fmt: skip
                 return loss, grad
 
             yield loss_grad
@@ -461,7 +493,7 @@ class LinearBackend:
         entries = self._entries * n_outputs(target)
         per_call = max(1, ENTRIES_PER_CALL // max(entries, 1))
         args = (
-            self._R, self._C, target, self._sw, theta, settings, compiled,
+            self._R, target, self._sw, theta, settings, compiled,
             metric.params, state, curve, per_call,
         )  # fmt: skip
         status = RUNNING
@@ -547,7 +579,7 @@ class MLPBackend:
     the protocol of ``_kernels_cpu.MLPBackend``."""
 
     def __init__(self, X, Y, sample_weight):
-        self._R = compressed(X.tocsr())
+        self._R = rows_of(X)
         self._Y = np.ascontiguousarray(Y, dtype=np.uint8)
         self._sw, self._scale = mlp_weights(sample_weight)
         self._kernel = None
