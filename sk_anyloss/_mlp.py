@@ -36,6 +36,18 @@ from ._settings import ACTIVATION_CODES, mlp_settings
 # ``log_loss_weight="auto"``: measured on the benchmark suite over CV splits
 # (docs/mlp-notes.md); the metrics not listed train on the metric alone.
 _AUTO_LOG_LOSS_WEIGHT = {"f1": 0.5, "jaccard": 0.5, "mcc": 0.5, "cohen_kappa": 0.5}
+# Multiclass targets, where they differ: chosen on the DEV half of the
+# multiclass suite and confirmed on the other (benchmarks/README.md,
+# "Choosing multiclass defaults"). Without the term, the balanced-accuracy
+# network stopped predicting some classes of the many-class datasets.
+_AUTO_LOG_LOSS_WEIGHT_MULTICLASS = {"balanced_accuracy": 1.0}
+
+
+def _auto_log_loss_weight(metric, kind):
+    """``log_loss_weight="auto"`` for ``metric`` on a ``kind`` target."""
+    if kind == "multiclass" and metric in _AUTO_LOG_LOSS_WEIGHT_MULTICLASS:
+        return _AUTO_LOG_LOSS_WEIGHT_MULTICLASS[metric]
+    return _AUTO_LOG_LOSS_WEIGHT.get(metric, 0.0) if isinstance(metric, str) else 0.0
 
 
 @fill_doc
@@ -96,8 +108,12 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         on the benchmark suite (F1, Jaccard, MCC, Cohen's kappa) and 0 for
         the others (balanced accuracy, G-mean, accuracy, Fowlkes-Mallows,
         and F-beta for any ``beta``, 1 included: it lost at beta 2); see
-        ``docs/mlp-notes.md``. The term is part of ``loss_curve_`` and of
-        the loss that ``tol`` watches. Not an ``MLPClassifier`` parameter.
+        ``docs/mlp-notes.md``. For a multiclass target, ``"auto"`` is 1.0 for
+        balanced accuracy (without the term the network stopped predicting
+        some classes of many-class datasets; chosen on half of a multiclass
+        suite and confirmed on the other, ``benchmarks/README.md``). The
+        term is part of ``loss_curve_`` and of the loss that ``tol``
+        watches. Not an ``MLPClassifier`` parameter.
 
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         Number of units in each hidden layer.
@@ -498,7 +514,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         max_iter = 1 if incremental else self.max_iter
 
         log_loss_weight = (
-            _AUTO_LOG_LOSS_WEIGHT.get(self.metric, 0.0)
+            _auto_log_loss_weight(self.metric, problem.kind)
             if self.log_loss_weight == "auto"
             else float(self.log_loss_weight)
         )

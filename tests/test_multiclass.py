@@ -222,3 +222,12 @@ def test_scorer_rejects_bad_averages(iris):
         get_scorer("f1", average="samples")(model, X, y)
     with pytest.raises(ValueError, match=r"average does not apply"):
         get_scorer("mcc", average="macro")(model, X, y)
+
+
+def test_auto_log_loss_weight_of_multiclass_targets():
+    from sk_anyloss._mlp import _auto_log_loss_weight
+
+    assert _auto_log_loss_weight("balanced_accuracy", "multiclass") == 1.0
+    assert _auto_log_loss_weight("balanced_accuracy", "binary") == 0.0
+    assert _auto_log_loss_weight("f1", "multiclass") == 0.5
+    assert _auto_log_loss_weight(lambda tn, fp, fn, tp: tp, "multiclass") == 0.0
