@@ -271,16 +271,17 @@ def run(
     for i, key in enumerate(datasets, start=1):
         X, y = (loaded or {}).get(key) or load(key)
         start = time.perf_counter()
+        d = int(X.shape[1]) if X.ndim == 2 else 1  # text: one column of strings
         info = dict(
             dataset=key,
             n=int(X.shape[0]),
-            d=int(X.shape[1]),
+            d=d,
             positive_rate=float(np.mean(y)),
         )
         for record in compare(X, y, metrics, families, n_folds, seed, preprocessing):
             records.append({**info, **record})
         log(
-            f"[{i}/{len(datasets)}] {key}: {X.shape[0]} rows, {X.shape[1]} columns, "
+            f"[{i}/{len(datasets)}] {key}: {X.shape[0]} rows, {d} columns, "
             f"{100 * np.mean(y):.2f} % positive, {time.perf_counter() - start:.1f} s"
         )
     return records
