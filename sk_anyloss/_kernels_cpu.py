@@ -334,6 +334,36 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
 
 
 @njit(inline="always")
+def samples_row(z, y, s, amplifier, metric, params, cm, partials, h):
+    """A row's part of ``average="samples"``: the metric of its own matrix
+    over its ``L`` labels (scores ``z``, labels ``y``), times its weight
+    ``s`` (returned), and ``h = d (s M) / d z`` (``h`` may be ``z``);
+    ``cm`` and ``partials`` are scratch of 4 entries."""
+    L = z.shape[0]
+    for q in range(4):
+        cm[q] = 0.0
+    for lab in range(L):
+        a, _ = amplified(z[lab], amplifier)
+        if y[lab]:
+            cm[3] += a
+            cm[2] += 1.0 - a
+        else:
+            cm[1] += a
+            cm[0] += 1.0 - a
+    for q in range(4):
+        cm[q] /= L
+    value = metric(cm.ctypes, 1, L, params.ctypes, partials.ctypes)
+    for lab in range(L):
+        _, dadz = amplified(z[lab], amplifier)
+        if y[lab]:
+            g = partials[3] - partials[2]
+        else:
+            g = partials[1] - partials[0]
+        h[lab] = s * g * dadz / L
+    return s * value
+
+
+@njit(inline="always")
 def _samples_pass(X, Y, sw, theta, amplifier, metric, params, part):
     """One pass over ``X`` for ``average="samples"``: the metric of each
     row's own matrix over its labels, weighted by the row's weight, and its
@@ -356,29 +386,9 @@ def _samples_pass(X, Y, sw, theta, amplifier, metric, params, part):
                 for i in range(i0, i1):
                     zb[i - i0, lab] = w[d] + _dot(X[i], w, d)
             for i in range(i0, i1):
-                r = i - i0
-                for q in range(4):
-                    cm[q] = 0.0
-                for lab in range(L):
-                    a, _ = amplified(zb[r, lab], amplifier)
-                    if Y[i, lab]:
-                        cm[3] += a
-                        cm[2] += 1.0 - a
-                    else:
-                        cm[1] += a
-                        cm[0] += 1.0 - a
-                for q in range(4):
-                    cm[q] /= L
-                value = metric(cm.ctypes, 1, L, params.ctypes, partials.ctypes)
-                s = sw[i]
-                acc[L * (d + 1)] += s * value
-                for lab in range(L):
-                    _, dadz = amplified(zb[r, lab], amplifier)
-                    if Y[i, lab]:
-                        g = partials[3] - partials[2]
-                    else:
-                        g = partials[1] - partials[0]
-                    zb[r, lab] = s * g * dadz / L
+                zi = zb[i - i0]
+                acc[L * (d + 1)] += samples_row(zi, Y[i], sw[i], amplifier, metric,
+                                                params, cm, partials, zi)  # fmt: skip
             for i in range(i0, i1):
                 xi = X[i]
                 for lab in range(L):

@@ -55,6 +55,7 @@ from ._kernels_cpu import (
     n_chunks,
     new_loop_state,
     normalised_weights,
+    samples_row,
     softmax_counts,
     softmax_row_terms,
     upper_loss_grad,
@@ -251,30 +252,10 @@ def _samples_terms(Z, Y, sw, amplifier, metric, params, H, part):
         cm = np.empty(4)
         partials = np.empty(4)
         for i in range(start, stop):
-            for q in range(4):
-                cm[q] = 0.0
+            acc[L] += samples_row(Z[i], Y[i], sw[i], amplifier, metric, params, cm,
+                                  partials, H[i])  # fmt: skip
             for lab in range(L):
-                a, _ = amplified(Z[i, lab], amplifier)
-                if Y[i, lab]:
-                    cm[3] += a
-                    cm[2] += 1.0 - a
-                else:
-                    cm[1] += a
-                    cm[0] += 1.0 - a
-            for q in range(4):
-                cm[q] /= L
-            value = metric(cm.ctypes, 1, L, params.ctypes, partials.ctypes)
-            s = sw[i]
-            acc[L] += s * value
-            for lab in range(L):
-                _, dadz = amplified(Z[i, lab], amplifier)
-                if Y[i, lab]:
-                    g = partials[3] - partials[2]
-                else:
-                    g = partials[1] - partials[0]
-                h = s * g * dadz / L
-                H[i, lab] = h
-                acc[lab] += h
+                acc[lab] += H[i, lab]
         part[c] = acc
 
 

@@ -17,7 +17,9 @@ classes, on the K x K confusion matrix) where they had been one binary model
 per class: the multiclass cases were recorded anew then, and their models
 are held to that record; they were recorded again when the softmax
 passes moved their products with ``X`` to per-chunk matrix products (other
-sums' order, 2e-14 relative). The early-stopping model's validation scores are
+sums' order, 2e-14 relative). The multiclass MLP case (balanced accuracy)
+was recorded again when ``log_loss_weight="auto"`` became 1.0 for that
+metric on multiclass targets. The early-stopping model's validation scores are
 computed from normalised confusion matrices since then: its weights are
 bit-identical, its scores equal to 1e-12.
 """
