@@ -75,7 +75,8 @@ for train, test in cv.split(X, y):
 for name in models:
     print(
         f"{name:43s} utility per test fold {np.mean(scores[name]):7.1f} "
-        f"(+- {np.std(scores[name]):5.1f}), fit {1e3 * np.mean(fit_times[name]):6.1f} ms"
+        f"(+- {np.std(scores[name]):5.1f}), "
+        f"fit {1e3 * np.mean(fit_times[name]):6.1f} ms"
     )
 
 # %%
