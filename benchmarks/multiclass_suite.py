@@ -67,18 +67,10 @@ import os
 import numpy as np
 from sklearn.datasets import load_digits, make_multilabel_classification
 
+from suite import require
+
 #: Classes with fewer rows are dropped (rows and class), for every dataset.
 MIN_CLASS_SIZE = 10
-
-
-def require(module):
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as exc:
-        raise ImportError(
-            f"the benchmark suite needs {module!r}; install the bench extra: "
-            "pip install 'sk_anyloss[bench]'"
-        ) from exc
 
 
 def _finish(X, labels):
