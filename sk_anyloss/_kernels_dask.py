@@ -102,6 +102,17 @@ def _validated_X(estimator, X):
     return X.map_blocks(_check_block, name, dtype=dtype)
 
 
+def _check_indicator(block):
+    """A block of a 2d ``y``: a multilabel indicator matrix of 0 and 1, as
+    an in-memory ``y`` must be."""
+    if not np.all((block == 0) | (block == 1)):
+        raise ValueError(
+            "A 2d y must be a multilabel indicator matrix of 0 and 1 (n_samples, "
+            "n_labels); a block of it holds other values."
+        )
+    return block.astype(np.uint8)
+
+
 def _block_classes(block):
     return np.unique(block)
 
@@ -138,7 +149,7 @@ class DaskData:
         multilabel = y.ndim == 2 and y.shape[1] > 1
         if multilabel:
             self.classes = np.arange(y.shape[1])
-            Y = y.astype(np.uint8)
+            Y = y.map_blocks(_check_indicator, dtype=np.uint8)
             index = None
             kind = "multilabel"
         else:
@@ -318,24 +329,33 @@ class LinearBackend:
         return int(state.counts[STATUS]), curve[: state.optimizer.steps[0]]
 
 
-def _apply(block, method):
+def _apply(block, method, columns=None):
+    if columns is not None:  # a DataFrame's block: predict with its names
+        import pandas as pd
+
+        block = pd.DataFrame(block, columns=columns)
     return method(block)
 
 
 def map_rows(estimator, X, method):
     """``estimator.<method>(X)`` of a Dask ``X``: a Dask array, computed by
     blocks of rows on the workers (lazily)."""
+    columns = getattr(estimator, "feature_names_in_", None)
+    if columns is not None and hasattr(X, "columns"):
+        columns = list(X.columns)
+    else:
+        columns = None
     X = as_array(X, "X")
     if X.ndim == 2 and len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
     function = getattr(estimator, method)
-    sample = function(np.zeros((1, X.shape[1]), dtype=X.dtype))
+    sample = _apply(np.zeros((1, X.shape[1]), dtype=X.dtype), function, columns)
     if sample.ndim == 1:
         return X.map_blocks(
-            _apply, function, drop_axis=1, dtype=sample.dtype,
+            _apply, function, columns, drop_axis=1, dtype=sample.dtype,
             meta=np.empty((0,), sample.dtype),
         )  # fmt: skip
     return X.map_blocks(
-        _apply, function, chunks=(X.chunks[0], sample.shape[1:]), dtype=sample.dtype,
-        meta=np.empty((0, 0), sample.dtype),
+        _apply, function, columns, chunks=(X.chunks[0], sample.shape[1:]),
+        dtype=sample.dtype, meta=np.empty((0, 0), sample.dtype),
     )  # fmt: skip

@@ -331,10 +331,13 @@ class AnyLossClassifier(AnyLossEstimator):
             )
         from ._kernels_dask import DaskData, LinearBackend
 
+        names = list(getattr(X, "columns", []))
+        if names and all(isinstance(name, str) for name in names):
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         data = DaskData(self, X, y, sample_weight)
         self.n_features_in_ = data.n_features
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
         self.classes_ = data.classes
         return (
             data.X, LinearBackend(data), data.problem, data.total, data.share(),

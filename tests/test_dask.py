@@ -89,7 +89,12 @@ def test_dataframes_and_the_decision_function(client):
     model = _quiet_fit(AnyLossClassifier(max_iter=10), frame, labels)
     memory = _quiet_fit(AnyLossClassifier(max_iter=10), X, targets["binary"])
     np.testing.assert_allclose(model.coef_, memory.coef_, rtol=1e-8, atol=1e-12)
-    scores = model.decision_function(_blocks(X))
+    np.testing.assert_array_equal(model.feature_names_in_, list("abcde"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        predicted = model.predict(frame).compute()
+    np.testing.assert_array_equal(predicted, memory.predict(X))
+    scores = model.decision_function(frame)
     assert isinstance(scores, da.Array) and scores.shape == (X.shape[0],)
     np.testing.assert_allclose(scores.compute(), memory.decision_function(X))
 
@@ -105,6 +110,9 @@ def test_bad_blocks_say_what_is_wrong(client):
     with pytest.raises(ValueError) as on_cluster:
         AnyLossClassifier().fit(_blocks(bad), _blocks(targets["binary"]))
     assert str(on_cluster.value) == str(in_memory.value)
+    not_indicator = np.column_stack([targets["binary"], 2 * targets["binary"]])
+    with pytest.raises(ValueError, match=r"indicator matrix of 0 and 1"):
+        AnyLossClassifier().fit(_blocks(X), _blocks(not_indicator))
     with pytest.raises(ValueError, match=r'device="cuda" takes in-memory data'):
         AnyLossClassifier(device="cuda").fit(_blocks(X), _blocks(targets["binary"]))
     with pytest.raises(TypeError, match=r"Incremental"):
