@@ -980,11 +980,29 @@ class LinearBackend:
     several threads is decided here, by ``_backend.cpu_kernel``.
     """
 
+    #: The compiled loops it calls: another data layout (the sparse
+    #: backend) swaps them, with :meth:`_data` and :meth:`_pass_entries`.
+    KERNELS = types.SimpleNamespace(
+        labels=fit_linear, samples=fit_samples, classes=fit_softmax,
+        log_loss=log_loss_grad, classes_log_loss=softmax_log_loss_grad,
+    )  # fmt: skip
+
     def __init__(self, X, sample_weight):
-        self._X = X
+        self._X = self._data(X)
         self._sw = normalised_weights(sample_weight)
         self._sample_weight = sample_weight
-        self._entries = X.shape[0] * X.shape[1]
+        self._entries = self._pass_entries(self._X)
+
+    @staticmethod
+    def _data(X):
+        """``X`` as the kernels take it."""
+        return X
+
+    @staticmethod
+    def _pass_entries(X):
+        """What a pass reads, in entries of ``X`` (the parallel threshold's
+        unit)."""
+        return X.shape[0] * X.shape[1]
 
     def target(self, problem):
         """The target of ``problem`` (a ``_base.Problem``)."""
@@ -994,7 +1012,8 @@ class LinearBackend:
     def log_loss(self, target, alpha, fit_intercept):
         """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
         objective; BLAS runs on one thread inside it (see ``cpu_kernel``)."""
-        kernels = softmax_log_loss_grad if _is_classes(target) else log_loss_grad
+        k = self.KERNELS
+        kernels = k.classes_log_loss if _is_classes(target) else k.log_loss
         entries = self._entries * _outputs(target)
         with (
             _blas_policy(target),
@@ -1014,10 +1033,11 @@ class LinearBackend:
         """Run the metric loop from ``theta`` (updated in place); returns
         ``(status, loss_curve)``, status ``STOPPED`` or ``-k`` if the loss or
         the weights became non-finite at iteration ``k``."""
+        k = self.KERNELS
         if _is_classes(target):
-            kernels, layout = fit_softmax, MATRIX
+            kernels, layout = k.classes, MATRIX
         else:
-            kernels = fit_samples if target.samples else fit_linear
+            kernels = k.samples if target.samples else k.labels
             layout = target.layout
         compiled = cpu_metric(metric, layout)
         state = new_loop_state(theta.shape[0])
@@ -1492,12 +1512,19 @@ class MLPBackend:
     what the loss uses; ``scale`` keeps the L2 penalty's scale).
     """
 
+    #: The compiled epoch: the sparse backend swaps it, with :meth:`_data`.
+    EPOCH = staticmethod(mlp_epoch)
+
     def __init__(self, X, Y, sample_weight):
-        self._X = X
+        self._X = self._data(X)
         self._Y = np.ascontiguousarray(Y, dtype=np.uint8)
-        self._scale = float(sample_weight.max())
-        self._sw = sample_weight / self._scale
+        self._sw, self._scale = mlp_weights(sample_weight)
         self._kernel = None
+
+    @staticmethod
+    def _data(X):
+        """``X`` as the epoch takes it."""
+        return X
 
     def epoch(self, order, theta, dims, settings, metric, state):
         """One epoch over the rows ``order``; returns its mean batch loss
@@ -1507,7 +1534,7 @@ class MLPBackend:
             cpu_metric(metric, settings.layout), metric.params, state,
         )  # fmt: skip
         if self._kernel is None:
-            self._kernel = compiled_for(mlp_epoch, args)
+            self._kernel = compiled_for(self.EPOCH, args)
         # BLAS on several threads may split a product's sums differently:
         # one thread keeps the model independent of the thread count.
         with one_blas_thread():

@@ -26,16 +26,15 @@ CSR one is used as it is.
 """
 
 import math
-from contextlib import contextmanager
+import types
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from ._backend import compiled_for, cpu_kernel, one_blas_thread
+from . import _kernels_cpu as cpu
 from ._kernels_cpu import (
     CHUNK_ROWS,
-    ENTRIES_PER_CALL,
     RUNNING,
     STATUS,
     _end_iteration,
@@ -48,21 +47,13 @@ from ._kernels_cpu import (
     _Variants,
     amplified,
     batch_targets,
-    cpu_metric,
     label_width,
-    make_target,
-    mlp_weights,
     n_chunks,
-    new_loop_state,
-    normalised_weights,
     samples_row,
     softmax_counts,
     softmax_row_terms,
     upper_loss_grad,
 )
-from ._kernels_cpu import _is_classes as is_classes
-from ._kernels_cpu import _outputs as n_outputs
-from ._metrics_multi import MATRIX
 
 
 class Compressed(NamedTuple):
@@ -436,60 +427,21 @@ softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
 linear_pass = _Variants(_labels_pass_source)
 
 
-class LinearBackend:
+class LinearBackend(cpu.LinearBackend):
     """The linear model's full-batch passes over one sparse ``X`` (a SciPy
-    CSR or CSC matrix or array), on the CPU: the protocol of
-    ``_kernels_cpu.LinearBackend``."""
+    CSR or CSC matrix or array), on the CPU: ``_kernels_cpu.LinearBackend``
+    with the sparse loops."""
 
-    def __init__(self, X, sample_weight):
-        self._R = rows_of(X)
-        self._sw = normalised_weights(sample_weight)
-        self._sample_weight = sample_weight
-        # what a pass costs, in the dense backend's units (entries read)
-        self._entries = 2 * int(self._R.data.shape[0])
+    KERNELS = types.SimpleNamespace(
+        labels=fit_linear, samples=fit_samples, classes=fit_softmax,
+        log_loss=log_loss_grad, classes_log_loss=softmax_log_loss_grad,
+    )  # fmt: skip
+    _data = staticmethod(rows_of)
 
-    def target(self, problem):
-        """The target of ``problem`` (a ``_base.Problem``)."""
-        return make_target(problem, self._sample_weight)
-
-    @contextmanager
-    def log_loss(self, target, alpha, fit_intercept):
-        """Context yielding ``loss_grad(theta) -> (loss, grad)``, the warm-up's
-        objective."""
-        kernels = softmax_log_loss_grad if is_classes(target) else log_loss_grad
-        entries = self._entries * n_outputs(target)
-        with cpu_kernel(kernels, entries, serial_blas=True) as kernel:
-
-            def loss_grad(theta):
-                grad = np.empty(theta.shape[0])
-                loss = kernel(self._R, target, self._sw, theta, alpha, fit_intercept,
-                              grad)  # fmt: skip
-                return loss, grad
-
-            yield loss_grad
-
-    def fit(self, target, theta, settings, metric):
-        """Run the metric loop from ``theta`` (updated in place); returns
-        ``(status, loss_curve)`` as ``_kernels_cpu.LinearBackend.fit``."""
-        if is_classes(target):
-            kernels, layout = fit_softmax, MATRIX
-        else:
-            kernels = fit_samples if target.samples else fit_linear
-            layout = target.layout
-        compiled = cpu_metric(metric, layout)
-        state = new_loop_state(theta.shape[0])
-        curve = np.empty(settings.max_iter)
-        entries = self._entries * n_outputs(target)
-        per_call = max(1, ENTRIES_PER_CALL // max(entries, 1))
-        args = (
-            self._R, target, self._sw, theta, settings, compiled,
-            metric.params, state, curve, per_call,
-        )  # fmt: skip
-        status = RUNNING
-        with cpu_kernel(kernels, entries) as kernel:
-            while status == RUNNING:
-                status = kernel(*args)
-        return int(status), curve[: state.optimizer.steps[0]]
+    @staticmethod
+    def _pass_entries(R):
+        # two entries a nonzero: its value and its index
+        return 2 * int(R.data.shape[0])
 
 
 # --------------------------------------------------------------------------
@@ -563,24 +515,9 @@ def mlp_epoch(R, Y, sw, scale, order, theta, dims, settings, metric, params, sta
     return total / n
 
 
-class MLPBackend:
+class MLPBackend(cpu.MLPBackend):
     """The MLP's mini-batch epochs over one sparse ``(X, Y)``, on the CPU:
-    the protocol of ``_kernels_cpu.MLPBackend``."""
+    ``_kernels_cpu.MLPBackend`` with the sparse epoch."""
 
-    def __init__(self, X, Y, sample_weight):
-        self._R = rows_of(X)
-        self._Y = np.ascontiguousarray(Y, dtype=np.uint8)
-        self._sw, self._scale = mlp_weights(sample_weight)
-        self._kernel = None
-
-    def epoch(self, order, theta, dims, settings, metric, state):
-        """One epoch over the rows ``order``; returns its mean batch loss
-        (NaN if training diverged)."""
-        args = (
-            self._R, self._Y, self._sw, self._scale, order, theta, dims, settings,
-            cpu_metric(metric, settings.layout), metric.params, state,
-        )  # fmt: skip
-        if self._kernel is None:
-            self._kernel = compiled_for(mlp_epoch, args)
-        with one_blas_thread():
-            return self._kernel(*args)
+    EPOCH = staticmethod(mlp_epoch)
+    _data = staticmethod(rows_of)
