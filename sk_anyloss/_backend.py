@@ -14,22 +14,23 @@ raises an error that says why, and never falls back.  ``"auto"`` is
 ``"cuda"`` where that would work and ``"cpu"`` otherwise.
 
 Threads: Numba's threading layers differ in exactly the two situations a scikit-learn
-user meets:
+user meets, and in what a parallel region costs to start:
 
 * ``omp`` (GNU OpenMP, the default pick of Numba's pip wheels on Linux) is
   thread-safe, but a process forked after it has run (``multiprocessing``'s
   default start method on Linux) is killed on its next parallel region;
 * ``workqueue`` survives ``fork``, but aborts the whole process when two Python
-  threads enter parallel regions at once;
+  threads enter parallel regions at once, and starting a region costs about
+  85 us (about 1 us with ``omp``; measured on 2 cores, benchmarks/README.md);
 * ``tbb`` is safe in both cases, but is an extra package.
 
-Policy: unless the user has chosen a layer (``NUMBA_THREADING_LAYER`` or
-``NUMBA_THREADING_LAYER_PRIORITY``), importing sk_anyloss asks Numba to prefer
-``tbb``, then ``workqueue``, then ``omp``.  On ``workqueue`` only one thread at
-a time runs a parallel kernel; a thread that finds it busy runs the serial
-build instead.  On ``omp`` in a forked child the serial build runs.  Serial and
-parallel builds give bit-identical results, so this choice never changes a
-model.
+Policy: sk_anyloss leaves the choice to Numba (``tbb``, then ``omp``, then
+``workqueue``, unless the user has chosen) and makes every layer safe.  On
+``omp`` in a forked child the serial build runs.  On ``workqueue`` only one
+thread at a time runs a parallel kernel (a thread that finds it busy runs the
+serial build instead), and only for passes large enough to repay the start.
+Serial and parallel builds give bit-identical results, so this choice never
+changes a model.
 """
 
 import importlib.util
@@ -44,9 +45,12 @@ from threadpoolctl import ThreadpoolController
 
 # Below this many matrix entries per epoch, starting threads costs more than
 # it saves. On 2 cores with nothing else running the crossover measured
-# between 400,000 and 500,000 entries (benchmarks/parallel_threshold.py,
+# below 40,000 entries with ``omp`` (a pass of 2,000 x 20 ran in 0.77 of the
+# serial time) and between 400,000 and 500,000 with ``workqueue``, whose
+# regions cost about 85 us to start (benchmarks/parallel_threshold.py,
 # figures in benchmarks/README.md); re-measure on larger machines.
-PARALLEL_MIN_ENTRIES = 500_000
+PARALLEL_MIN_ENTRIES = 32_768
+WORKQUEUE_MIN_ENTRIES = 500_000
 
 _parallel_lock = threading.Lock()
 _forked_child = False
@@ -59,17 +63,6 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def configure_threading_layer():
-    """Prefer fork- and thread-safe layers unless the user chose one."""
-    if "NUMBA_THREADING_LAYER" in os.environ:
-        return
-    if "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
-        return
-    if numba.config.THREADING_LAYER != "default":
-        return
-    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 
 
 def _active_layer():
@@ -90,10 +83,11 @@ def cpu_kernel(variants, n_entries, *, serial_blas=False):
     each parallel pass of the warm-up about twice as slow
     (benchmarks/README.md).
     """
-    if n_entries < PARALLEL_MIN_ENTRIES or numba.get_num_threads() == 1:
+    layer = _active_layer()
+    minimum = WORKQUEUE_MIN_ENTRIES if layer == "workqueue" else PARALLEL_MIN_ENTRIES
+    if n_entries < minimum or numba.get_num_threads() == 1:
         yield variants.serial
         return
-    layer = _active_layer()
     if layer == "omp" and _forked_child:
         yield variants.serial
         return

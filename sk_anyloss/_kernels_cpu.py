@@ -2,9 +2,11 @@
 
 Shapes and conventions: ``X`` is C-contiguous ``(n_samples, n_features)``,
 float32 or float64, and is never copied or upcast; per-row arithmetic and all
-accumulators are float64.  ``y`` holds 0/1 as uint8.  Sample weights are a
-float64 array, always (ones when the user gave none); each backend scales
-them as its kernels need.  The parameters are one float64 vector ``theta``.
+accumulators are float64, except the linear labels pass's two matrix
+products, which run in the data's precision (see :func:`_labels_pass`).
+``y`` holds 0/1 as uint8.  Sample weights are a float64 array, always (ones
+when the user gave none); each backend scales them as its kernels need.
+The parameters are one float64 vector ``theta``.
 
 Linear model: ``p = sigmoid(z)``, ``z = X w + b``, ``theta = [w, b]``; the
 amplified score is ``a = sigmoid(L (p - 1/2))``.  With
@@ -32,7 +34,7 @@ results, and so does any number of threads.
 
 import math
 import types
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cache
 from typing import NamedTuple
 
@@ -46,9 +48,13 @@ from ._backend import compiled_for, cpu_kernel, one_blas_thread
 from ._base import scaled_weights, weight_total
 from ._metrics_multi import LABELS, MATRIX, work_size
 from ._settings import SOFTMAX
+from ._vmath import exp_neg
 
 CHUNK_ROWS = 1024
 BLOCK_ROWS = 16
+# Entries of X per block of a labels pass (see block_rows): 512 KiB of
+# float64, which stays in a core's L2 cache between the two products.
+BLOCK_ENTRIES = 1 << 16
 
 # A compiled training loop returns to Python after this many entries of ``X``
 # have been read (a few tenths of a second), so that Ctrl-C interrupts a fit.
@@ -157,29 +163,55 @@ def _dot(x, w, d):
     return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
 
 
-@njit(inline="always")
-def amplified(z, amplifier):
-    """Return ``(a, h)`` with ``a = A(sigmoid(z))`` and ``h = dA/dz``.
+def _make_amplified(one):
+    """``amplified`` computed in the precision of ``one`` (1.0 or
+    ``np.float32(1.0)``): one source for both builds."""
+    half = one / 2
+    zero = one - one
 
-    Written so that nothing cancels: with ``q = exp(-|z|)``,
-    ``p (1 - p) = q / (1 + q)^2`` and ``|p - 1/2| = (1 - q) / (2 (1 + q))``; with
-    ``e = exp(-|u|)``, ``a (1 - a) = e / (1 + e)^2``.  Any amplifier works in
-    float32 and float64, and ``a >= 1/2`` exactly where ``sigmoid(z) >= 1/2`` in
-    floating point (the rule ``predict`` applies).
-    """
-    q = math.exp(-abs(z))
-    r = 1.0 / (1.0 + q)
-    u = 0.5 * amplifier * (1.0 - q) * r
-    e = math.exp(-u)
-    ra = 1.0 / (1.0 + e)
-    a = ra if z >= 0.0 else e * ra
-    return a, amplifier * (e * ra * ra) * (q * r * r)
+    @njit(inline="always")
+    def amplified(z, amplifier):
+        """Return ``(a, h)`` with ``a = A(sigmoid(z))`` and ``h = dA/dz``.
+
+        Written so that nothing cancels: with ``q = exp(-|z|)``,
+        ``p (1 - p) = q / (1 + q)^2`` and ``|p - 1/2| = (1 - q) / (2 (1 + q))``;
+        with ``e = exp(-|u|)``, ``a (1 - a) = e / (1 + e)^2``.  Any amplifier
+        works in float32 and float64, and ``a >= 1/2`` exactly where
+        ``sigmoid(z) >= 1/2`` in floating point (the rule ``predict`` applies).
+        """
+        z = z * one
+        q = exp_neg(-abs(z))
+        r = one / (one + q)
+        u = half * amplifier * (one - q) * r
+        e = exp_neg(-u)
+        ra = one / (one + e)
+        a = ra if z >= zero else e * ra
+        return a, amplifier * (e * ra * ra) * (q * r * r)
+
+    return amplified
+
+
+amplified = _make_amplified(1.0)
+# float32 arithmetic (the amplifier must be float32 too): the labels pass of
+# float32 data, whose scores are float32 products.
+amplified32 = _make_amplified(np.float32(1.0))
+
+
+def _amplified_as(z, amplifier):
+    """``amplified`` in the precision of ``z``."""
+
+
+@overload(_amplified_as, inline="always")
+def _amplified_as_impl(z, amplifier):
+    if z == nbtypes.float32:
+        return lambda z, amplifier: amplified32(z, amplifier)
+    return lambda z, amplifier: amplified(z, amplifier)
 
 
 @njit(inline="always")
 def _sigmoid_softplus(t):
     """``(sigmoid(t), log(1 + exp(t)))`` without overflow or cancellation."""
-    q = math.exp(-abs(t))
+    q = exp_neg(-abs(t))
     r = 1.0 / (1.0 + q)
     return (r if t >= 0.0 else q * r), max(t, 0.0) + math.log1p(q)
 
@@ -260,6 +292,61 @@ def label_width(d):
     return 2 * d + 4
 
 
+def block_rows(d):
+    """Rows of ``X`` per block of a labels pass: a chunk, or fewer so that a
+    block (``BLOCK_ENTRIES`` entries) stays in the core's cache between the
+    two products that read it."""
+
+
+@overload(block_rows, inline="always")
+def _block_rows(d):
+    return lambda d: max(8, min(CHUNK_ROWS, BLOCK_ENTRIES // max(d, 1)))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _label_terms(z, bias, y, s, amplifier, logistic, h1, h0, sa):
+    """Each row's terms of one label in a block of rows: ``h = s dA/dz`` at
+    the score ``z + bias`` into ``h1`` (positives) or ``h0`` (negatives,
+    zero in the other), ``s a`` into ``sa``; returns ``(sum h1, sum h0,
+    TP, FP)`` (see :func:`_labels_pass`; with ``logistic``, the log-loss's
+    terms, in float64).  ``z``, ``bias`` and ``amplifier`` share a precision,
+    the amplification's.
+
+    Compiled on its own, not inlined: in a ``prange`` body LLVM did not
+    vectorise the amplification loop (each row's ``exp`` on SIMD lanes,
+    :func:`exp_neg`), and that loop is most of a pass's arithmetic.
+    """
+    m = z.shape[0]
+    if logistic:
+        for i in range(m):
+            t = float(z[i]) + float(bias)
+            pos = y[i] != 0
+            dadz, a = _sigmoid_softplus(-t if pos else t)
+            h = s[i] * dadz
+            h1[i] = h if pos else 0.0
+            h0[i] = 0.0 if pos else h
+            sa[i] = s[i] * a
+    else:
+        for i in range(m):
+            a, dadz = _amplified_as(z[i] + bias, amplifier)
+            pos = y[i] != 0
+            h = s[i] * dadz
+            h1[i] = h if pos else 0.0
+            h0[i] = 0.0 if pos else h
+            sa[i] = s[i] * a
+    sum1 = 0.0
+    sum0 = 0.0
+    tp = 0.0
+    fp = 0.0
+    for i in range(m):
+        pos = y[i] != 0
+        sum1 += h1[i]
+        sum0 += h0[i]
+        tp += sa[i] if pos else 0.0
+        fp += 0.0 if pos else sa[i]
+    return sum1, sum0, tp, fp
+
+
 @njit(inline="always")
 def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
     """One pass over ``X`` for independent sigmoid outputs, one per column
@@ -274,63 +361,58 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
     ``h = s sigmoid(-z)`` for positives and ``s sigmoid(z)`` for negatives
     (minus and plus the derivative of the row's log-loss), and the last two
     slots hold the class-wise log-loss sums instead of TP and FP.
+
+    Each block of rows (:func:`block_rows`) is read twice while it is in
+    cache: the scores of all labels are one matrix product ``W X_b^T``, the
+    rows' terms are computed label by label on SIMD lanes
+    (:func:`_label_terms`), and the class-wise sums of ``h x`` are a second
+    product ``H X_b``; both products are BLAS's, in the data's precision
+    (float32 data: float32 products, each over at most one chunk's rows),
+    and so is the amplification (``amplified32`` for float32 data); the
+    weights, the counts and every sum over rows are float64.
     """
     n, d = X.shape
     L = Y.shape[1]
     width = label_width(d)
-    # A private copy: no aliasing with the outputs.
-    W = theta[: L * (d + 1)].reshape((L, d + 1)).copy()
+    rows = block_rows(d)
+    W = np.empty((L, d), dtype=X.dtype)
+    bias = np.empty(L, dtype=X.dtype)
+    amp = X.dtype.type(amplifier)
+    for lab in range(L):
+        o = lab * (d + 1)
+        for j in range(d):
+            W[lab, j] = theta[o + j]
+        bias[lab] = theta[o + d]
+    Yt = np.ascontiguousarray(Y.T)
     for c in prange(part.shape[0]):
         start = c * CHUNK_ROWS
         stop = min(start + CHUNK_ROWS, n)
-        hb = np.empty(BLOCK_ROWS)
+        acc = np.zeros((2 * L, d))
+        sums = np.zeros((L, 4))
+        sa = np.empty(rows)
+        for i0 in range(start, stop, rows):
+            i1 = min(i0 + rows, stop)
+            Xb = X[i0:i1]
+            Z = np.dot(W, Xb.T)
+            H = np.empty((2 * L, i1 - i0), dtype=X.dtype)
+            for lab in range(L):
+                terms = _label_terms(
+                    Z[lab], bias[lab], Yt[lab, i0:i1], sw[i0:i1], amp,
+                    logistic, H[2 * lab], H[2 * lab + 1], sa,
+                )  # fmt: skip
+                for k in range(4):
+                    sums[lab, k] += terms[k]
+            G = np.dot(H, Xb)
+            for r in range(2 * L):
+                for j in range(d):
+                    acc[r, j] += G[r, j]
         for lab in range(L):
-            w = W[lab]
-            b = w[d]
-            # Chunk-local accumulators, written to ``part`` once at the end.
-            acc1 = np.zeros(d)
-            acc0 = np.zeros(d)
-            h1 = 0.0
-            h0 = 0.0
-            tp = 0.0
-            fp = 0.0
-            # Blocks of rows in three stages (scores, amplification,
-            # accumulation) so that independent rows overlap instead of
-            # waiting on exp's latency.
-            for i0 in range(start, stop, BLOCK_ROWS):
-                i1 = min(i0 + BLOCK_ROWS, stop)
-                for i in range(i0, i1):
-                    hb[i - i0] = b + _dot(X[i], w, d)
-                for i in range(i0, i1):
-                    s = sw[i]
-                    if logistic:
-                        z = hb[i - i0]
-                        dadz, a = _sigmoid_softplus(-z if Y[i, lab] else z)
-                    else:
-                        a, dadz = amplified(hb[i - i0], amplifier)
-                    hb[i - i0] = s * dadz
-                    if Y[i, lab]:
-                        tp += s * a
-                    else:
-                        fp += s * a
-                for i in range(i0, i1):
-                    xi = X[i]
-                    h = hb[i - i0]
-                    if Y[i, lab]:
-                        h1 += h
-                        for j in range(d):
-                            acc1[j] += h * xi[j]
-                    else:
-                        h0 += h
-                        for j in range(d):
-                            acc0[j] += h * xi[j]
             o = lab * width
-            part[c, o : o + d] = acc1
-            part[c, o + d : o + 2 * d] = acc0
-            part[c, o + 2 * d] = h1
-            part[c, o + 2 * d + 1] = h0
-            part[c, o + 2 * d + 2] = tp
-            part[c, o + 2 * d + 3] = fp
+            for j in range(d):
+                part[c, o + j] = acc[2 * lab, j]
+                part[c, o + d + j] = acc[2 * lab + 1, j]
+            for k in range(4):
+                part[c, o + 2 * d + k] = sums[lab, k]
 
 
 @njit(inline="always")
@@ -852,39 +934,60 @@ def _samples_pass_source(X, Y, sw, theta, amplifier, metric, params):
     return part
 
 
-def _jit_variant(source, parallel):
+def _jit_variant(source, parallel, calls=None):
     """Compile ``source`` once per variant under its own name.
 
     Numba's on-disk cache is keyed by the function's qualified name, so each
-    variant gets a distinct one.
+    variant gets a distinct one.  ``calls`` maps names of functions that
+    ``source`` calls to their ``_Variants``: each build of ``source`` calls
+    the build of the same kind (compiled once, not inlined).
     """
     suffix = "_parallel" if parallel else "_serial"
+    env = source.__globals__
+    if calls:
+        env = dict(env)
+        kind = "parallel" if parallel else "serial"
+        env.update({name: getattr(v, kind) for name, v in calls.items()})
     fn = types.FunctionType(
         source.__code__,
-        source.__globals__,
+        env,
         source.__name__ + suffix,
         source.__defaults__,
         source.__closure__,
     )
     fn.__qualname__ = source.__qualname__ + suffix
     fn.__doc__ = source.__doc__
+    # A kernel whose parallel work is all in the builds it calls is compiled
+    # without ``parallel``: there is nothing left for it to parallelise.
+    parallel = parallel and not calls
     return njit(parallel=parallel, nogil=True, cache=True, error_model="numpy")(fn)
 
 
 class _Variants:
     """The serial and the parallel build of one kernel."""
 
-    def __init__(self, source):
-        self.serial = _jit_variant(source, parallel=False)
-        self.parallel = _jit_variant(source, parallel=True)
+    def __init__(self, source, calls=None):
+        self.serial = _jit_variant(source, parallel=False, calls=calls)
+        self.parallel = _jit_variant(source, parallel=True, calls=calls)
 
 
-linear_pass = _Variants(_pass_source)
+def _labels_pass_source(X, Y, sw, theta, amplifier, logistic, part):
+    """:func:`_labels_pass` compiled on its own (see ``labels_pass_into``)."""
+    _labels_pass(X, Y, sw, theta, amplifier, logistic, part)
+
+
+# The labels pass is the bulk of the code of the kernels that run it: each
+# build of those calls one compiled build of it instead of inlining its own
+# copy, which halved a cold first fit's compilation (benchmarks/README.md).
+labels_pass_into = _Variants(_labels_pass_source)
+_labels = {"_labels_pass": labels_pass_into}
+
+linear_pass = _Variants(_pass_source, _labels)
 softmax_pass = _Variants(_softmax_pass_source)
 samples_pass = _Variants(_samples_pass_source)
-log_loss_grad = _Variants(_log_loss_grad_source)
+log_loss_grad = _Variants(_log_loss_grad_source, _labels)
 softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
-fit_linear = _Variants(_fit_source)
+fit_linear = _Variants(_fit_source, _labels)
 fit_samples = _Variants(_fit_samples_source)
 fit_softmax = _Variants(_fit_softmax_source)
 
@@ -1056,10 +1159,10 @@ class LinearBackend:
 
 
 def _blas_policy(target):
-    """BLAS on one thread while a softmax target's kernels run: their
-    matrix products are per chunk of rows (so the sums do not depend on the
-    thread count), and the chunks already run in parallel."""
-    return one_blas_thread() if _is_classes(target) else nullcontext()
+    """BLAS on one thread while the linear kernels run: their matrix
+    products are per chunk (or block) of rows, so that the sums do not
+    depend on the thread count, and the chunks already run in parallel."""
+    return one_blas_thread()
 
 
 def _is_classes(target):

@@ -66,13 +66,20 @@ _device_jit = cuda.jit(device=True)
 _step_size, _update_at, _update, _track_best = _optim.build(_device_jit)
 
 
+@_device_jit
+def _exp(x):
+    return math.exp(x)
+
+
 def _device_function(cpu_function, **replace):
     """Compile the Python source of a CPU helper as a CUDA device function.
 
-    ``replace`` swaps globals of that source for their CUDA builds.
+    ``replace`` swaps globals of that source for their CUDA builds; the CPU's
+    vectorisable ``exp_neg`` is always the GPU's ``exp``.
     """
     fn = cpu_function.py_func
     env = dict(fn.__globals__)
+    env["exp_neg"] = _exp
     env.update(replace)
     rebuilt = types.FunctionType(
         fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__

@@ -197,7 +197,9 @@ class DaskData:
 
 def _block_labels_pass(X, Y, sw, theta, amplifier, logistic):
     with cpu_kernel(cpu.linear_pass, X.size * Y.shape[1]) as kernel:
-        return cpu.reduce_chunks(kernel(X, Y, sw, theta, amplifier, logistic))
+        with cpu.one_blas_thread():
+            part = kernel(X, Y, sw, theta, amplifier, logistic)
+    return cpu.reduce_chunks(part)
 
 
 def _block_softmax_pass(X, y, sw, theta, K, amplifier, mode, D, weights):

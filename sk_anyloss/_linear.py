@@ -295,6 +295,10 @@ class AnyLossClassifier(AnyLossEstimator):
                 raise ValueError(_DIVERGED.format(where="during the warm-up"))
         status, curve = backend.fit(target, theta, settings, metric)
         if status < 0:
+            if np.all(np.isfinite(theta)):
+                # float32 data are multiplied by float32 weights in the passes:
+                # weights beyond float32's range stop the loop there.
+                check_finite_parameters(theta, X.dtype)
             raise ValueError(
                 _DIVERGED.format(where=f"at iteration {-status} of training")
             )

@@ -17,10 +17,10 @@ FORK_SCRIPT = textwrap.dedent(
     import numba
     import numpy as np
     from sk_anyloss import AnyLossClassifier
-    from sk_anyloss._backend import PARALLEL_MIN_ENTRIES
+    from sk_anyloss._backend import WORKQUEUE_MIN_ENTRIES
 
     rng = np.random.default_rng(0)
-    n = PARALLEL_MIN_ENTRIES // 4 + 1000
+    n = WORKQUEUE_MIN_ENTRIES // 4 + 1000  # parallel on every layer
     X = rng.standard_normal((n, 8))
     y = (X[:, 0] + rng.standard_normal(n) > 1.5).astype(int)
 
@@ -58,10 +58,21 @@ def test_fit_in_forked_child_after_fit_in_parent(layer):
         pytest.skip("this Numba build has no OpenMP layer")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fork ok" in result.stdout
-    if layer is None:  # the package's policy: tbb if installed, else workqueue
-        assert any(f"layer {name}" in result.stdout for name in ("tbb", "workqueue"))
+    if layer is None:  # Numba's own choice
+        assert any(
+            f"layer {name}" in result.stdout for name in ("tbb", "omp", "workqueue")
+        )
     else:
         assert f"layer {layer}" in result.stdout
+
+
+def test_import_leaves_numbas_choice_of_layer_alone():
+    script = "import numba; before = list(numba.config.THREADING_LAYER_PRIORITY); "
+    script += "import sk_anyloss; "
+    script += "assert numba.config.THREADING_LAYER_PRIORITY == before; print('ok')"
+    result = _run(script)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
 
 
 def test_user_choice_of_layer_is_respected():

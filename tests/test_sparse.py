@@ -40,10 +40,10 @@ def _params(model):
     return model.coefs_ + model.intercepts_
 
 
-def _assert_same_model(a, b, X_dense, X_sparse, proba_rtol=1e-10):
+def _assert_same_model(a, b, X_dense, X_sparse, proba_rtol=1e-10, rtol=1e-10):
     for p, q in zip(_params(a), _params(b)):
-        np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+        np.testing.assert_allclose(p, q, rtol=rtol, atol=1e-12 * rtol / 1e-10)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol)
     np.testing.assert_array_equal(a.predict(X_dense), b.predict(X_sparse))
     np.testing.assert_allclose(
         a.predict_proba(X_dense), b.predict_proba(X_sparse), rtol=proba_rtol,
@@ -102,8 +102,14 @@ def test_float32_sparse_fits_as_float32_dense(Estimator):
     assert Xs.dtype == np.float32
     fitted = _fit(Estimator(**params), Xs, targets["binary"])
     # prediction multiplies float32 data by float32 coefficients: a dense and
-    # a sparse product round differently there (training is in float64)
-    _assert_same_model(dense, fitted, X, Xs, proba_rtol=1e-5)
+    # a sparse product round differently there. The MLP trains in float64 on
+    # both; the dense linear pass multiplies float32 data in float32 (the
+    # sparse one in float64), so its models agree to float32's rounding.
+    linear = Estimator is AnyLossClassifier
+    _assert_same_model(
+        dense, fitted, X, Xs, proba_rtol=1e-4 if linear else 1e-5,
+        rtol=1e-4 if linear else 1e-10,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("metric", ["f1", "mcc"])
