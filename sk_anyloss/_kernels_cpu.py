@@ -794,6 +794,13 @@ def _metric_step(total, target, theta, grad, settings, metric, params, state, cu
     _end_iteration(loss, theta, grad, settings, state, curve)
 
 
+@njit(inline="always")
+def _plain(flag):
+    """``flag`` as a plain boolean: Numba compiles a function once per
+    literal value it is called with, and ``bool()`` drops the literal."""
+    return bool(flag)
+
+
 def _pass_source(X, Y, sw, theta, amplifier, logistic):
     """One labels pass over ``X`` at ``theta``: the per-chunk sums ``part``."""
     part = np.empty((n_chunks(X.shape[0]), Y.shape[1] * label_width(X.shape[1])))
@@ -830,7 +837,7 @@ def _log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, grad):
     """
     part = np.empty((n_chunks(X.shape[0]), target.Y.shape[1] * label_width(X.shape[1])))
     total = np.empty(part.shape[1])
-    _labels_pass(X, target.Y, sw, theta, 1.0, True, part)
+    _labels_pass(X, target.Y, sw, theta, 1.0, _plain(True), part)
     _reduce_chunks(part, total)
     return _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
@@ -864,7 +871,7 @@ def _fit_source(X, target, sw, theta, settings, metric, params, state, curve,
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _labels_pass(X, target.Y, sw, theta, settings.amplifier, False, part)
+        _labels_pass(X, target.Y, sw, theta, settings.amplifier, _plain(False), part)
         _reduce_chunks(part, total)
         _metric_step(total, target, theta, grad, settings, metric, params, state, curve)
     return state.counts[STATUS]
@@ -978,7 +985,8 @@ def _labels_pass_source(X, Y, sw, theta, amplifier, logistic, part):
 
 # The labels pass is the bulk of the code of the kernels that run it: each
 # build of those calls one compiled build of it instead of inlining its own
-# copy, which halved a cold first fit's compilation (benchmarks/README.md).
+# copy, and its callers pass ``logistic`` through ``_plain``: one build for
+# the warm-up and the metric loop.
 labels_pass_into = _Variants(_labels_pass_source)
 _labels = {"_labels_pass": labels_pass_into}
 
