@@ -21,7 +21,7 @@ user meets, and in what a parallel region costs to start:
   default start method on Linux) is killed on its next parallel region;
 * ``workqueue`` survives ``fork``, but aborts the whole process when two Python
   threads enter parallel regions at once, and starting a region costs about
-  85 us (about 1 us with ``omp``; measured on 2 cores, benchmarks/README.md);
+  70 us (under 2 us with ``omp``; measured on 2 cores, benchmarks/README.md);
 * ``tbb`` is safe in both cases, but is an extra package.
 
 Policy: sk_anyloss leaves the choice to Numba (``tbb``, then ``omp``, then
@@ -45,12 +45,12 @@ from threadpoolctl import ThreadpoolController
 
 # Below this many matrix entries per epoch, starting threads costs more than
 # it saves. On 2 cores with nothing else running the crossover measured
-# below 40,000 entries with ``omp`` (a pass of 2,000 x 20 ran in 0.77 of the
-# serial time) and between 400,000 and 500,000 with ``workqueue``, whose
-# regions cost about 85 us to start (benchmarks/parallel_threshold.py,
-# figures in benchmarks/README.md); re-measure on larger machines.
+# between 20,000 and 30,000 entries with ``omp`` (an empty parallel region:
+# 1.7 us) and above 800,000 with ``workqueue`` (71 us)
+# (benchmarks/parallel_threshold.py, figures in benchmarks/README.md);
+# re-measure on larger machines.
 PARALLEL_MIN_ENTRIES = 32_768
-WORKQUEUE_MIN_ENTRIES = 500_000
+WORKQUEUE_MIN_ENTRIES = 1_000_000
 
 _parallel_lock = threading.Lock()
 _forked_child = False
