@@ -1,6 +1,7 @@
 """AnyLossClassifier: a linear model trained on a confusion-matrix metric."""
 
 import warnings
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -9,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._backend import linear_backend
+from ._backend import PARALLEL_MIN_ENTRIES, linear_backend, one_blas_thread
 from ._base import (
     SHARED_PARAMETER_CONSTRAINTS,
     AnyLossEstimator,
@@ -365,5 +366,12 @@ class AnyLossClassifier(AnyLossEstimator):
         return self._scores(X)
 
     def _forward(self, X):
-        scores = X @ self.coef_.T + self.intercept_
+        # BLAS on one thread for products big enough to start its threads:
+        # they spin for a while after the call, on the cores that the next
+        # fit's compiled kernels need (measured on 2 cores: a parallel pass
+        # right after a 2-thread product ran at half speed for ~0.1 s,
+        # benchmarks/README.md). The product is memory-bound either way.
+        large = X.shape[0] * X.shape[1] >= PARALLEL_MIN_ENTRIES
+        with one_blas_thread() if large else nullcontext():
+            scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if self._target_kind == "binary" else scores
