@@ -59,7 +59,7 @@ def main(argv=None):
         "(predict).\n"
     )
     start = time.perf_counter()
-    _demo.warm_up()
+    _demo.warm_up(args.metric)
     print(
         f"First fits in this process: {time.perf_counter() - start:.2f} s (the "
         "kernels compile on the first run, then load from Numba's disk cache); "
