@@ -1221,6 +1221,34 @@ def _weights(theta, dims, offsets, layer):
 
 
 @njit(inline="always")
+def _add_bias(Z, b):
+    """``Z += b`` row by row.  The MLP's array arithmetic is written as loops:
+    an array expression compiles NumPy's broadcasting and its error messages,
+    seconds of a first fit's compilation."""
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            Z[i, j] += b[j]
+
+
+@njit(inline="always")
+def _penalised_gradient(gW, G, l2, W):
+    """``gW = G + l2 W`` (see :func:`_add_bias`)."""
+    for i in range(gW.shape[0]):
+        for j in range(gW.shape[1]):
+            gW[i, j] = G[i, j] + l2 * W[i, j]
+
+
+@njit(inline="always")
+def _squares(W):
+    """``sum(W * W)`` in ``W``'s order (see :func:`_add_bias`)."""
+    total = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            total += W[i, j] * W[i, j]
+    return total
+
+
+@njit(inline="always")
 def _activate(Z, code):
     """Apply the hidden activation in place.
 
@@ -1445,7 +1473,7 @@ def mlp_forward(X, theta, dims, activation):
     for layer in range(n_layers):
         W, b = _weights(theta, dims, offsets, layer)
         Z = np.dot(acts[layer], W)
-        Z += b
+        _add_bias(Z, b)
         if layer < n_layers - 1:
             _activate(Z, activation)
         acts.append(Z)
@@ -1469,7 +1497,7 @@ def upper_loss_grad(Z1, Y, s, theta, dims, settings, metric, params, l2, count,
     for layer in range(1, n_layers):
         W, b = _weights(theta, dims, offsets, layer)
         Z = np.dot(acts[layer - 1], W)
-        Z += b
+        _add_bias(Z, b)
         if layer < n_layers - 1:
             _activate(Z, settings.activation)
         acts.append(Z)
@@ -1483,14 +1511,14 @@ def upper_loss_grad(Z1, Y, s, theta, dims, settings, metric, params, l2, count,
     for layer in range(n_layers - 1, 0, -1):
         W, _ = _weights(theta, dims, offsets, layer)
         gW, gb = _weights(grad, dims, offsets, layer)
-        gW[:, :] = np.dot(acts[layer - 1].T, delta) + l2 * W
-        penalty += np.sum(W * W)
+        _penalised_gradient(gW, np.dot(acts[layer - 1].T, delta), l2, W)
+        penalty += _squares(W)
         for j in range(gb.shape[0]):
             gb[j] = np.sum(delta[:, j])
         delta = np.dot(delta, W.T)
         _scale_by_derivative(delta, acts[layer - 1], settings.activation)
     W, _ = _weights(theta, dims, offsets, 0)
-    penalty += np.sum(W * W)
+    penalty += _squares(W)
     return loss + 0.5 * l2 * penalty, delta
 
 
@@ -1507,12 +1535,12 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, gra
     offsets = _layer_offsets(dims)
     W, b = _weights(theta, dims, offsets, 0)
     Z1 = np.dot(X, W)
-    Z1 += b
+    _add_bias(Z1, b)
     loss, delta = upper_loss_grad(
         Z1, Y, s, theta, dims, settings, metric, params, l2, count, grad
     )
     gW, gb = _weights(grad, dims, offsets, 0)
-    gW[:, :] = np.dot(X.T, delta) + l2 * W
+    _penalised_gradient(gW, np.dot(X.T, delta), l2, W)
     for j in range(gb.shape[0]):
         gb[j] = np.sum(delta[:, j])
     return loss
