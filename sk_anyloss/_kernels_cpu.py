@@ -292,15 +292,12 @@ def label_width(d):
     return 2 * d + 4
 
 
+@njit(inline="always")
 def block_rows(d):
     """Rows of ``X`` per block of a labels pass: a chunk, or fewer so that a
     block (``BLOCK_ENTRIES`` entries) stays in the core's cache between the
     two products that read it."""
-
-
-@overload(block_rows, inline="always")
-def _block_rows(d):
-    return lambda d: max(8, min(CHUNK_ROWS, BLOCK_ENTRIES // max(d, 1)))
+    return max(8, min(CHUNK_ROWS, BLOCK_ENTRIES // max(d, 1)))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
