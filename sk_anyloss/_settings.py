@@ -71,12 +71,13 @@ def _optimizer(estimator, solver):
     )
 
 
-def linear_settings(estimator):
-    """:class:`LinearSettings` of an ``AnyLossClassifier``; its solver
-    ``"gd"`` is SGD with momentum 0, a plain gradient step."""
+def linear_settings(estimator, amplifier):
+    """:class:`LinearSettings` of an ``AnyLossClassifier`` with the
+    ``amplifier`` its fit resolved; its solver ``"gd"`` is SGD with momentum
+    0, a plain gradient step."""
     solver = ADAM if estimator.solver == "adam" else SGD
     return LinearSettings(
-        amplifier=float(estimator.amplifier),
+        amplifier=float(amplifier),
         alpha=float(estimator.alpha),
         fit_intercept=bool(estimator.fit_intercept),
         optimizer=_optimizer(estimator, solver),

@@ -256,6 +256,7 @@ def test_continuous_target_is_rejected(cancer):
         ({"beta": 0.0}, "'beta' parameter"),
         ({"beta": -1.0}, "'beta' parameter"),
         ({"amplifier": 0.0}, "'amplifier' parameter"),
+        ({"amplifier": "steep"}, "'amplifier' parameter .* or a str among {'auto'}"),
         ({"alpha": -0.1}, "'alpha' parameter"),
         ({"max_iter": 0}, "'max_iter' parameter"),
         ({"solver": "lbfgs"}, "'solver' parameter"),
@@ -265,6 +266,39 @@ def test_bad_parameters_are_rejected(cancer, params, match):
     X, y = cancer
     with pytest.raises(ValueError, match=match):
         AnyLossClassifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "metric, expected",
+    [
+        ("balanced_accuracy", 7.0),
+        ("gmean", 7.0),
+        ("f1", 20.0),
+        ("mcc", 20.0),
+        (lambda tn, fp, fn, tp: tp / (tp + fp + fn), 20.0),
+    ],
+)
+def test_auto_amplifier_is_the_metric_default_and_equals_passing_it(
+    cancer, metric, expected
+):
+    X, y = cancer
+    auto = AnyLossClassifier(metric, max_iter=30).fit(X, y)
+    assert auto.amplifier == "auto" and auto.amplifier_ == expected
+    pinned = AnyLossClassifier(metric, amplifier=expected, max_iter=30).fit(X, y)
+    assert pinned.amplifier_ == expected
+    np.testing.assert_array_equal(auto.coef_, pinned.coef_)
+    np.testing.assert_array_equal(auto.intercept_, pinned.intercept_)
+
+
+def test_auto_amplifier_keeps_20_for_multilabel_and_multiclass_targets(cancer):
+    X, y = cancer
+    Y = np.column_stack([y, X[:, 0] > 0.5])
+    multilabel = AnyLossClassifier("balanced_accuracy", average="macro", max_iter=5)
+    assert multilabel.fit(X, Y).amplifier_ == 20.0
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    multi = AnyLossClassifier("balanced_accuracy", max_iter=5).fit(X, y)
+    assert multi.amplifier_ == 20.0
 
 
 def test_unknown_metric_message_lists_valid_names(cancer):

@@ -9,20 +9,47 @@ import suite
 # rows, positive %: the documented shape of each dataset.
 EXPECTED = {
     "haberman": (306, 26.5),
+    "ecoli1": (336, 22.9),
+    "ecoli3": (336, 10.4),
     "ionosphere": (351, 35.9),
+    "led7digit": (443, 8.35),
     "saheart": (462, 34.6),
+    "cm1": (498, 9.84),
     "breast_cancer": (569, 37.3),
     "wisconsin": (683, 35.0),
+    "abalone9_18": (731, 5.75),
     "pima": (768, 34.9),
+    "vehicle0": (846, 23.5),
     "vehicle2": (846, 25.8),
+    "winequality_white_3_vs_7": (900, 2.22),
+    "vowel0": (988, 9.11),
+    "flaref": (1066, 4.03),
     "pc1": (1109, 6.9),
+    "attrition": (1470, 16.1),
+    "yeast1": (1484, 28.9),
+    "yeast3": (1484, 11.0),
     "yeast4": (1484, 3.4),
+    "yeast6": (1484, 2.36),
+    "winequality_red_4": (1599, 3.31),
+    "cells": (2019, 35.6),
+    "poker_8_9_vs_5": (2075, 1.20),
     "kc1": (2109, 15.5),
+    "abalone_17_vs_7_8_9_10": (2338, 2.48),
+    "hmda": (2380, 12.0),
+    "ada": (4147, 24.8),
     "abalone19": (4174, 0.77),
+    "credit_data": (4454, 28.2),
     "mlc_churn": (5000, 14.1),
+    "page_blocks0": (5472, 10.2),
+    "stackoverflow_remote": (5594, 10.3),
+    "caravan": (5822, 5.98),
     "satimage": (6435, 9.7),
+    "wa_churn": (7043, 26.5),
+    "lending_club": (9857, 5.25),
     "default": (10000, 3.3),
+    "sylva": (13086, 6.15),
     "trump_tweets": (20761, 22.4),
+    "diamonds_fair": (53940, 2.98),
     "fars": (100968, 8.6),
     "flights_cancelled": (336776, 2.45),
 }
@@ -39,6 +66,13 @@ def test_dataset_loads_with_the_minority_as_one(key):
     assert X.shape[0] == y.shape[0] == n
     assert set(np.unique(y)) == {0, 1}
     assert 100 * y.mean() == pytest.approx(percent, abs=0.06)
+
+
+def test_identifiers_and_split_indicators_are_dropped():
+    X, _ = suite.load("cells")
+    assert "case" not in X.columns and "class" not in X.columns
+    X, _ = suite.load("attrition")
+    assert "Attrition" not in X.columns
 
 
 def test_leak_columns_are_dropped():
