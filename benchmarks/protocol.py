@@ -42,10 +42,11 @@ from sklearn.model_selection import StratifiedShuffleSplit, TunedThresholdClassi
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
 
-import suite
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier
 from sk_anyloss._demo import _scorer
 from sk_anyloss._metrics import score_labels
+
+import suite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLIT_SEED = 20261201
@@ -269,7 +270,7 @@ def record_key(dataset, seed, model, metric):
 def _commit():
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             cwd=HERE,
@@ -297,9 +298,7 @@ def _fit_scores(spec, metric, folds):
     return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(seconds))
 
 
-def run(
-    family, keys, models, seeds=CV_SEEDS, refresh=(), log=print, metrics=METRICS
-):
+def run(family, keys, models, seeds=CV_SEEDS, refresh=(), log=print, metrics=METRICS):
     """Compute and store every missing record of ``models`` (labels of
     ``BASELINES`` or ``CANDIDATES``) on ``keys`` over ``seeds`` and
     ``metrics``."""
@@ -318,17 +317,16 @@ def run(
     for key in keys:
         data = None
         for seed in seeds:
-            def missing(label, metrics):
-                return label in refresh or any(
-                    record_key(key, seed, label, m) not in records for m in metrics
-                )
-
             # A metric-free model is fitted once and scored on every metric.
             todo = [
                 (label, metric)
                 for label in models
                 for metric in (metrics if specs[label][1] else metrics[:1])
-                if missing(label, (metric,) if specs[label][1] else ALL_METRICS)
+                if label in refresh
+                or any(
+                    record_key(key, seed, label, m) not in records
+                    for m in ((metric,) if specs[label][1] else ALL_METRICS)
+                )
             ]
             if not todo:
                 continue
@@ -478,7 +476,9 @@ def main(argv=None):
         parts = {args.half: parts[args.half]}
     if args.family == "mlp":
         sizes = {k: len(suite.load(k)[1]) for p in parts.values() for k in p}
-        parts = {h: [k for k in p if sizes[k] <= MLP_MAX_ROWS] for h, p in parts.items()}
+        parts = {
+            h: [k for k in p if sizes[k] <= MLP_MAX_ROWS] for h, p in parts.items()
+        }
     unknown = set(args.candidates) - set(CANDIDATES[args.family])
     if unknown:
         parser.error(f"unknown candidates {sorted(unknown)}")

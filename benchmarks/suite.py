@@ -214,26 +214,20 @@ DATASETS = {
         Dataset("vowel0", _common("vowel0")),
         Dataset("flaref", _common("flaref")),
         Dataset("pc1", _common("pc1"), quick=True),
-        Dataset(
-            "attrition", _rtarget("modeldata", "attrition", "Attrition", "Yes")
-        ),
+        Dataset("attrition", _rtarget("modeldata", "attrition", "Attrition", "Yes")),
         Dataset("yeast1", _common("yeast1")),
         Dataset("yeast3", _common("yeast3")),
         Dataset("yeast4", _common("yeast4"), quick=True),
         Dataset("yeast6", _common("yeast6")),
         Dataset("winequality_red_4", _common("winequality_red_4")),
-        Dataset(
-            "cells", _rtarget("modeldata", "cells", "class", "WS", drop=["case"])
-        ),
+        Dataset("cells", _rtarget("modeldata", "cells", "class", "WS", drop=["case"])),
         Dataset("poker_8_9_vs_5", _common("poker_8_9_vs_5")),
         Dataset("kc1", _common("kc1")),
         Dataset("abalone_17_vs_7_8_9_10", _common("abalone_17_vs_7_8_9_10")),
         Dataset("hmda", _rtarget("AER", "HMDA", "deny", "yes")),
         Dataset("ada", _common("ada")),
         Dataset("abalone19", _common("abalone19")),
-        Dataset(
-            "credit_data", _rtarget("modeldata", "credit_data", "Status", "bad")
-        ),
+        Dataset("credit_data", _rtarget("modeldata", "credit_data", "Status", "bad")),
         Dataset("mlc_churn", _mlc_churn),
         Dataset("page_blocks0", _common("page_blocks0")),
         Dataset(
@@ -243,9 +237,7 @@ DATASETS = {
         Dataset("caravan", _rtarget("ISLR", "Caravan", "Purchase", "Yes")),
         Dataset("satimage", _common("satimage")),
         Dataset("wa_churn", _rtarget("modeldata", "wa_churn", "churn", "Yes")),
-        Dataset(
-            "lending_club", _rtarget("modeldata", "lending_club", "Class", "bad")
-        ),
+        Dataset("lending_club", _rtarget("modeldata", "lending_club", "Class", "bad")),
         Dataset("default", _default),
         Dataset("sylva", _common("sylva")),
         Dataset("trump_tweets", _trump_tweets),

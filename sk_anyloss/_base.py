@@ -42,7 +42,7 @@ SHARED_PARAMETER_CONSTRAINTS = {
     "metric": [StrOptions(set(METRIC_NAMES)), callable],
     "beta": [Interval(Real, 0, None, closed="neither")],
     "average": [StrOptions(set(AVERAGES)), None],
-    "amplifier": [Interval(Real, 0, None, closed="neither")],
+    "amplifier": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],

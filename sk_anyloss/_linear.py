@@ -238,10 +238,6 @@ class AnyLossClassifier(AnyLossEstimator):
 
     _parameter_constraints = {
         **SHARED_PARAMETER_CONSTRAINTS,
-        "amplifier": [
-            Interval(Real, 0, None, closed="neither"),
-            StrOptions({"auto"}),
-        ],
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"adam", "gd"})],

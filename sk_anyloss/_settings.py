@@ -88,17 +88,17 @@ def linear_settings(estimator, amplifier):
     )
 
 
-def mlp_settings(estimator, problem, batch_size, log_loss):
+def mlp_settings(estimator, problem, batch_size, log_loss, amplifier):
     """:class:`MLPSettings` of an ``AnyLossMLPClassifier`` fitting
-    ``problem`` (a ``_base.Problem``) with the batch size and log-loss weight
-    that its fit resolved."""
+    ``problem`` (a ``_base.Problem``) with the batch size, log-loss weight
+    and amplifier that its fit resolved."""
     return MLPSettings(
         activation=ACTIVATION_CODES[estimator.activation],
         output=SOFTMAX if problem.kind == "multiclass" else SIGMOID,
         layout=problem.layout,
         metric_k=problem.metric_k,
         samples=problem.average == "samples",
-        amplifier=float(estimator.amplifier),
+        amplifier=float(amplifier),
         log_loss=float(log_loss),
         alpha=float(estimator.alpha),
         batch_size=int(batch_size),

@@ -383,3 +383,35 @@ def test_warm_start_continues_from_the_public_weights(cancer):
         clf.fit(X, y)
     # One step of size ~1e-12 from zero weights: still (almost) zero.
     assert all(np.abs(W).max() < 1e-9 for W in clf.coefs_)
+
+
+@pytest.mark.parametrize(
+    "metric, target, expected",
+    [
+        ("f1", "binary", 10.0),
+        ("balanced_accuracy", "binary", 10.0),
+        ("f1", "multiclass", 40.0),
+        ("balanced_accuracy", "multiclass", 10.0),
+        ("f1", "multilabel", 10.0),
+    ],
+)
+def test_auto_amplifier_is_the_target_default_and_equals_passing_it(
+    metric, target, expected
+):
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if target == "binary":
+        y = (y == 0).astype(int)
+    elif target == "multilabel":
+        y = np.column_stack([y == 0, y == 1])
+    average = "macro" if target == "multilabel" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = _small(metric=metric, average=average, max_iter=3).fit(X, y)
+        pinned = _small(
+            metric=metric, average=average, max_iter=3, amplifier=expected
+        ).fit(X, y)
+    assert auto.amplifier == "auto" and auto.amplifier_ == expected
+    assert pinned.amplifier_ == expected
+    for a, b in zip(auto.coefs_, pinned.coefs_):
+        np.testing.assert_array_equal(a, b)

@@ -1,10 +1,10 @@
 """The development / confirmation protocol (benchmarks/protocol.py)."""
 
 import numpy as np
+import protocol
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-import protocol
 import suite
 
 
