@@ -44,7 +44,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier
 from sk_anyloss._demo import _scorer
-from sk_anyloss._metrics import score_labels
+from sk_anyloss._metrics import metric_value, score_labels
 
 import suite
 
@@ -127,13 +127,7 @@ def best_threshold(y, scores, metric):
     tp = np.concatenate([[0], np.cumsum(ys)])[k]
     fp = k - tp
     fn, tn = pos - tp, n - pos - fp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if metric == "f1":
-            value = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-        elif metric == "balanced_accuracy":
-            value = (tp / max(pos, 1) + tn / max(n - pos, 1)) / 2
-        else:
-            raise ValueError(metric)
+    value = [metric_value(metric, *cm) for cm in zip(tn, fp, fn, tp)]
     best = k[int(np.argmax(value))]
     if best == 0:
         return s[0] + 1.0
