@@ -60,9 +60,9 @@ for L in amplifiers + [200]:
 # Cross-validated F1 against the amplifier
 # ----------------------------------------
 # On three imbalanced datasets. The best amplifier depends on the data, and
-# the differences are a few points of F1: the default 20 (after the model's
-# log-loss warm-up) is a reasonable start, and the amplifier is worth tuning
-# together with ``alpha`` (see the grid-search example).
+# the differences are a few points of F1: the default for F1, 20 (after the
+# model's log-loss warm-up), is a reasonable start, and the amplifier is worth
+# tuning together with ``alpha`` (see the grid-search example).
 cv = StratifiedKFold(5, shuffle=True, random_state=0)
 grid = [2, 5, 10, 20, 40, 73, 150, 300]
 fig, ax = plt.subplots(figsize=(6, 3.5))
