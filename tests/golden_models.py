@@ -120,15 +120,20 @@ def _fit(estimator, params, dtype, weighted, n_classes, pinned=None):
     return model
 
 
-def fit_all():
-    """``{name: array}`` for every case: parameters and loss curves."""
+def fit_all(cases=None):
+    """``{name: array}`` for every case (or those named in ``cases``, the
+    part of a name before its ``/``): parameters and loss curves."""
     out = {}
     for name, params, dtype, weighted, n_classes in linear_cases():
+        if cases is not None and name not in cases:
+            continue
         m = _fit(AnyLossClassifier, params, dtype, weighted, n_classes, LINEAR_PINNED)
         out[f"{name}/coef"] = m.coef_
         out[f"{name}/intercept"] = m.intercept_
         out[f"{name}/loss_curve0"] = np.asarray(m.loss_curve_)
     for name, params, dtype, weighted, n_classes in mlp_cases():
+        if cases is not None and name not in cases:
+            continue
         m = _fit(AnyLossMLPClassifier, params, dtype, weighted, n_classes)
         for k, (W, b) in enumerate(zip(m.coefs_, m.intercepts_)):
             out[f"{name}/coef{k}"] = W
@@ -136,6 +141,8 @@ def fit_all():
         out[f"{name}/loss_curve"] = np.asarray(m.loss_curve_)
         if m.validation_scores_ is not None:
             out[f"{name}/validation_scores"] = np.asarray(m.validation_scores_)
+    if cases is not None and "mlp-partial-fit" not in cases:
+        return out
     # partial_fit: three calls, the classes given on the first.
     X, y, sw = _data(1, seed=11)
     m = AnyLossMLPClassifier(hidden_layer_sizes=(5,), random_state=2)

@@ -12,6 +12,15 @@ normalised weights) and the MLP divides the weights by their largest value
 the weighted models with them, by at most 7e-10 relative over the grid.
 Unweighted fits are bit-identical.
 
+Across floating-point environments (the BLAS build that NumPy and SciPy
+ship, LLVM's code generation) the same code gives models that differ at
+rounding: a new environment on 2026-12-01 (NumPy 2.4.6, SciPy 1.17.1 with
+OpenBLAS 0.3.30 / 0.3.31, Numba 0.68.1) reproduced the record to 6e-13
+relative in float64 and 1.3e-4 relative (9e-6 absolute) in float32's linear
+weights, whose training rounds every product to float32. The record is
+therefore held to a tolerance per data dtype (``TOLERANCE``), and bit-identity is
+checked where it holds: a refit in the same environment.
+
 Multiclass targets became one jointly trained model (a softmax over the
 classes, on the K x K confusion matrix) where they had been one binary model
 per class: the multiclass cases were recorded anew then, and their models
@@ -69,24 +78,30 @@ def _weighted(name):
     )
 
 
-def test_unweighted_models_are_bit_identical_to_the_record(refit, record):
-    different = [
-        name
-        for name in record
-        if not _weighted(name)
-        and name in refit
-        and not (
-            refit[name].dtype == record[name].dtype
-            and np.array_equal(refit[name], record[name])
-        )
-    ]
-    assert not different, f"{len(different)} arrays differ, e.g. {different[:5]}"
+#: How far a model may be from the record in another floating-point
+#: environment (module docstring), by the dtype of the data it was fitted on:
+#: float64 models moved by at most 6e-13 relative between two environments,
+#: float32 linear weights by 1.3e-4 and their loss curves by 9e-7 relative.
+TOLERANCE = {
+    "float64": dict(rtol=1e-9, atol=1e-12),
+    "float32": dict(rtol=1e-3, atol=1e-6),
+}
 
 
-def test_weighted_models_are_the_record_to_rounding(refit, record):
+def test_models_are_the_record_to_rounding(refit, record):
     for name in record:
-        if _weighted(name):
-            assert refit[name].dtype == record[name].dtype, name
-            np.testing.assert_allclose(
-                refit[name], record[name], rtol=1e-8, atol=1e-12, err_msg=name
-            )
+        assert refit[name].dtype == record[name].dtype, name
+        data = "float32" if "float32" in name else "float64"
+        np.testing.assert_allclose(
+            refit[name], record[name], err_msg=name, **TOLERANCE[data]
+        )
+
+
+def test_unweighted_models_are_bit_identical_across_a_refit(refit):
+    """Within one environment the unweighted grid is reproducible to the
+    bit: a second fit of a sample of it gives the same arrays."""
+    cases = {n.split("/")[0] for n in list(refit)[::25] if not _weighted(n)}
+    again = golden_models.fit_all(cases)
+    assert again, "the sample is empty"
+    for name, value in again.items():
+        assert np.array_equal(value, refit[name]), name
