@@ -40,11 +40,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedShuffleSplit, TunedThresholdClassifierCV
 from sklearn.neural_network import MLPClassifier
-from sklearn.utils.class_weight import compute_sample_weight
 
 from sk_anyloss import AnyLossClassifier, AnyLossMLPClassifier
-from sk_anyloss._demo import _scorer
-from sk_anyloss._metrics import metric_value, score_labels
+from sk_anyloss._demo import Model, _fit_score, _scorer
+from sk_anyloss._metrics import metric_value
 
 import suite
 
@@ -275,21 +274,11 @@ def _commit():
 
 
 def _fit_scores(spec, metric, folds):
-    """Mean test scores on ``ALL_METRICS`` and mean fit seconds of one model."""
-    make, _, balanced = spec
-    scores, seconds = {m: [] for m in ALL_METRICS}, []
-    for X_train, y_train, X_test, y_test in folds:
-        model = make(metric)
-        kwargs = {}
-        if balanced:
-            kwargs["sample_weight"] = compute_sample_weight("balanced", y_train)
-        start = time.perf_counter()
-        model.fit(X_train, y_train, **kwargs)
-        seconds.append(time.perf_counter() - start)
-        predicted = model.predict(X_test)
-        for m in ALL_METRICS:
-            scores[m].append(score_labels(y_test, predicted, metric=m))
-    return {m: float(np.mean(s)) for m, s in scores.items()}, float(np.mean(seconds))
+    """Mean test scores on ``ALL_METRICS`` and mean fit seconds of one model
+    (the main job's fold loop)."""
+    make, per_metric, balanced = spec
+    model = Model("", make, per_metric, balanced)
+    return _fit_score(model, metric, folds, ALL_METRICS)
 
 
 def run(family, keys, models, seeds=CV_SEEDS, refresh=(), log=print, metrics=METRICS):
