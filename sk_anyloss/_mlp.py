@@ -53,8 +53,11 @@ _AUTO_AMPLIFIER = 10.0
 _AUTO_AMPLIFIER_MULTICLASS = {"f1": 40.0}
 
 
-def _auto_amplifier(metric, kind):
-    """``amplifier="auto"`` for ``metric`` on a ``kind`` target."""
+def _resolve_amplifier(amplifier, metric, kind):
+    """The amplifier a fit uses: ``amplifier`` itself, or for ``"auto"`` the
+    default of ``metric`` on a ``kind`` target."""
+    if not isinstance(amplifier, str):
+        return float(amplifier)
     if kind == "multiclass" and isinstance(metric, str):
         return _AUTO_AMPLIFIER_MULTICLASS.get(metric, _AUTO_AMPLIFIER)
     return _AUTO_AMPLIFIER
@@ -540,11 +543,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             if self.log_loss_weight == "auto"
             else float(self.log_loss_weight)
         )
-        self.amplifier_ = (
-            _auto_amplifier(self.metric, problem.kind)
-            if isinstance(self.amplifier, str)
-            else float(self.amplifier)
-        )
+        self.amplifier_ = _resolve_amplifier(self.amplifier, self.metric, problem.kind)
         settings = mlp_settings(
             self, problem, batch_size, log_loss_weight, self.amplifier_
         )
