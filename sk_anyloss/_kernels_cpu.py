@@ -280,6 +280,170 @@ def softmax_metric_dz(p, a, top, v, K, amplifier, u, out):
     softmax_jvp(p, u, top, K, out)
 
 
+# --------------------------------------------------------------------------
+# Softmax rows by blocks, class-major: vectorised over rows
+#
+# The linear model's CPU passes hold a block of rows' scores as a K x m
+# array (``Z[k, i]``: row ``i``'s score for class ``k``), so that every loop
+# over a class runs over the rows on SIMD lanes, with the package's
+# vectorisable ``exp`` (a row's loop over its K classes is too short to
+# vectorise).  Each function is compiled on its own, not inlined into the
+# ``prange`` bodies that call it: inlined there, LLVM did not vectorise its
+# loops (see :func:`_label_terms`).  The arithmetic is that of the per-row
+# functions above (:func:`amplified_softmax`, :func:`softmax_metric_dz`, which
+# the MLP and the GPU use), operation for operation, with ``exp_neg`` for
+# ``math.exp``.
+
+
+@njit(inline="always")
+def _block_top(Z, m, top, big):
+    """``top[i]``, ``big[i]``: row ``i``'s largest entry of ``Z[:, i]`` and
+    its class (the first on ties)."""
+    K = Z.shape[0]
+    for i in range(m):
+        big[i] = Z[0, i]
+        top[i] = 0
+    for k in range(1, K):
+        for i in range(m):
+            bigger = Z[k, i] > big[i]
+            big[i] = Z[k, i] if bigger else big[i]
+            top[i] = k if bigger else top[i]
+
+
+@njit(inline="always")
+def _block_softmax(Z, m, scale, big, out, total, inv):
+    """``out[:, i] = softmax(scale Z[:, i])`` (``out`` must not be ``Z``:
+    LLVM's run-time check of the loops' arrays for overlap then takes the
+    loop that is not vectorised), given
+    ``big[i]``, the largest ``scale Z[k, i]``; ``total[i]`` receives the
+    softmax's denominator ``sum_k exp(scale Z[k, i] - big[i])``, ``inv`` is
+    scratch."""
+    K = Z.shape[0]
+    for i in range(m):
+        total[i] = 0.0
+    for k in range(K):
+        for i in range(m):
+            e = exp_neg(scale * Z[k, i] - big[i])
+            out[k, i] = e
+            total[i] += e
+    for i in range(m):
+        inv[i] = 1.0 / total[i]
+    for k in range(K):
+        for i in range(m):
+            out[k, i] *= inv[i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_block_counts(Z, m, t, s, amplifier, P, A, top, acc):
+    """The first ``m`` rows (columns) of a class-major block of scores ``Z``
+    (K x m or wider): ``P`` receives the probabilities ``p = softmax(z)``,
+    ``A`` the assignments ``a = softmax(amplifier / 2 p)``, ``top`` each
+    row's top class; each row (class ``t[i]``, weight ``s[i]``) adds ``s a``
+    to row ``t`` of the soft confusion matrix ``acc`` (K x K, flat)."""
+    K = Z.shape[0]
+    big = np.empty(m)
+    total = np.empty(m)
+    inv = np.empty(m)
+    _block_top(Z, m, top, big)
+    _block_softmax(Z, m, 1.0, big, P, total, inv)
+    c = 0.5 * amplifier
+    for i in range(m):
+        big[i] = 0.0
+    for k in range(K):
+        for i in range(m):
+            big[i] = max(big[i], c * P[k, i])
+    _block_softmax(P, m, c, big, A, total, inv)
+    for i in range(m):
+        o = t[i] * K
+        si = s[i]
+        for k in range(K):
+            acc[o + k] += si * A[k, i]
+
+
+@njit(inline="always")
+def _block_jvp(q, top, m, v, r, rest, vt):
+    """``v[:, i] = (diag(q_i) - q_i q_i^T) v[:, i]`` for the first ``m``
+    columns (:func:`softmax_jvp`, the top class's entry without
+    cancellation); ``r``, ``rest``, ``vt`` are scratch."""
+    K = q.shape[0]
+    for i in range(m):
+        r[i] = 0.0
+        rest[i] = 0.0
+        vt[i] = v[top[i], i]
+    for k in range(K):
+        for i in range(m):
+            r[i] += q[k, i] * v[k, i]
+    # The top class's own term in ``rest`` is q_top (v_top - v_top) = 0.
+    for k in range(K):
+        for i in range(m):
+            vk = v[k, i]
+            rest[i] += q[k, i] * (vt[i] - vk)
+            v[k, i] = q[k, i] * (vk - r[i])
+    for i in range(m):
+        v[top[i], i] = q[top[i], i] * rest[i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_block_terms(P, A, top, m, t, s, amplifier, D, H):
+    """Each row's coefficients of ``x_i`` in the gradient, class-major:
+    ``H[:, i] = s_i dM/dz_i`` through both softmaxes (:func:`softmax_metric_dz`)
+    from the probabilities ``P``, assignments ``A`` and top classes ``top``
+    of :func:`softmax_block_counts` and ``D = dM/dC`` (row ``t[i]`` for row
+    ``i``)."""
+    K = P.shape[0]
+    r = np.empty(m)
+    rest = np.empty(m)
+    vt = np.empty(m)
+    for k in range(K):
+        for i in range(m):
+            H[k, i] = D[t[i], k]
+    _block_jvp(A, top, m, H, r, rest, vt)
+    c = 0.5 * amplifier
+    for k in range(K):
+        for i in range(m):
+            H[k, i] *= c
+    _block_jvp(P, top, m, H, r, rest, vt)
+    for k in range(K):
+        for i in range(m):
+            H[k, i] *= s[i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_block_log_loss(Z, m, t, s, weights, H):
+    """The warm-up's terms of a class-major block of scores ``Z``: ``H[:, i]
+    = w_i (p_i - e_{t_i})``, the gradient of row ``i``'s log-loss ``-w_i log
+    p_{i, t_i}`` (``p_i = softmax(z_i)``, ``w_i = s_i weights[t_i]``); returns
+    the block's log-loss.  ``H`` must not be ``Z`` (see
+    :func:`_block_softmax`)."""
+    K = Z.shape[0]
+    big = np.empty(m)
+    total = np.empty(m)
+    inv = np.empty(m)
+    top = np.empty(m, dtype=np.int64)
+    w = np.empty(m)
+    zt = np.empty(m)
+    _block_top(Z, m, top, big)
+    for i in range(m):
+        w[i] = s[i] * weights[t[i]]
+        zt[i] = Z[t[i], i]
+    _block_softmax(Z, m, 1.0, big, H, total, inv)
+    loss = 0.0
+    for i in range(m):
+        loss += w[i] * (math.log(total[i]) + (big[i] - zt[i]))
+    # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{k != t} p_k
+    for i in range(m):
+        big[i] = 0.0
+    for k in range(K):
+        for i in range(m):
+            big[i] += H[k, i] if k != t[i] else 0.0
+    for k in range(K):
+        for i in range(m):
+            H[k, i] *= w[i]
+    for i in range(m):
+        H[t[i], i] = -w[i] * big[i]
+    return loss
+
+
 @njit(inline="always")
 def n_chunks(n):
     """Number of row chunks (rows of ``part``) of a pass over ``n`` rows."""
@@ -491,18 +655,18 @@ def softmax_width(mode, K, d):
     return K * (d + 1) + (1 if mode == LOGISTIC else 0)
 
 
-def _rows64(X, start, stop, buffer):
-    """``X[start:stop]`` as float64 for BLAS: a view of float64 ``X``, a copy
-    into ``buffer`` (at least ``stop - start`` rows) of float32 ``X``."""
+def _rows64(X, start, stop):
+    """``X[start:stop]`` as float64 for BLAS: a view of float64 ``X``, a
+    copy of float32 ``X``."""
 
 
 @overload(_rows64)
-def _rows64_impl(X, start, stop, buffer):
+def _rows64_impl(X, start, stop):
     if X.dtype == nbtypes.float64:
-        return lambda X, start, stop, buffer: X[start:stop]
+        return lambda X, start, stop: X[start:stop]
 
-    def copy(X, start, stop, buffer):
-        out = buffer[: stop - start]
+    def copy(X, start, stop):
+        out = np.empty((stop - start, X.shape[1]))
         out[:, :] = X[start:stop]
         return out
 
@@ -510,106 +674,107 @@ def _rows64_impl(X, start, stop, buffer):
 
 
 @njit(inline="always")
-def _softmax_scores(X, theta, K, Z):
-    """``Z = X W^T + b`` for the ``K`` rows ``[w_k, b_k]`` of ``theta``, by
-    chunks of rows, each a matrix product of its own (BLAS, on one thread:
-    see :class:`LinearBackend`)."""
+def _softmax_weights(theta, K, d):
+    """``(W, b)``: the ``K x d`` weights and the ``K`` biases in ``theta``."""
+    T = theta[: K * (d + 1)].reshape((K, d + 1))
+    return np.ascontiguousarray(T[:, :d]), T[:, d].copy()
+
+
+@njit(inline="always")
+def _chunk(c, n):
+    """The first row, the end and the number of rows of chunk ``c``."""
+    start = c * CHUNK_ROWS
+    stop = min(start + CHUNK_ROWS, n)
+    return start, stop, stop - start
+
+
+@njit(inline="always")
+def _block_scores(Xc, W, b):
+    """``W Xc^T + b``: the class-major scores (K x m) of the ``m`` rows of
+    ``Xc`` (one BLAS product, on one thread: see :class:`LinearBackend`)."""
+    S = np.dot(W, Xc.T)
+    K, m = S.shape
+    for k in range(K):
+        for i in range(m):
+            S[k, i] += b[k]
+    return S
+
+
+@njit(inline="always")
+def _block_gradient(H, Xc, out):
+    """``out``, laid out as ``theta``, receives ``[H Xc, H 1]``: each
+    class's sums ``sum_i H[k, i] x_i`` and ``sum_i H[k, i]``."""
+    K, m = H.shape
+    d = Xc.shape[1]
+    G = np.dot(H, Xc)
+    for k in range(K):
+        o = k * (d + 1)
+        for j in range(d):
+            out[o + j] = G[k, j]
+        total = 0.0
+        for i in range(m):
+            total += H[k, i]
+        out[o + d] = total
+
+
+@njit(inline="always")
+def softmax_counts(X, theta, y, sw, amplifier, P, A, tops, part):
+    """Per chunk ``c`` of rows, the soft confusion matrix of the scores at
+    ``theta`` into ``part[c]`` (K x K, flat); the chunk's probabilities,
+    assignments and top classes (class-major) into ``P[c]``, ``A[c]``,
+    ``tops[c]``, for the gradient's pass."""
     n, d = X.shape
-    Wt = np.ascontiguousarray(theta[: K * (d + 1)].reshape((K, d + 1))[:, :d].T)
-    b = theta[: K * (d + 1)].reshape((K, d + 1))[:, d].copy()
-    for c in prange(n_chunks(n)):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
-        Xc = _rows64(X, start, stop, np.empty((stop - start, d)))
-        Zc = Z[start:stop]
-        Zc[:, :] = np.dot(Xc, Wt)
-        Zc += b
-
-
-@njit(inline="always")
-def softmax_row_counts(z, t, s, K, amplifier, a, acc):
-    """Add a row with scores ``z``, class ``t`` and weight ``s`` to the soft
-    confusion matrix ``acc`` (K x K, flat): ``C[t, :] += s a``; ``z`` is
-    overwritten by the probabilities ``p``, ``a`` receives the assignment
-    (both for the gradient's pass)."""
-    amplified_softmax(z, K, amplifier, z, a)
-    for k in range(K):
-        acc[t * K + k] += s * a[k]
-
-
-@njit(inline="always")
-def softmax_row_terms(q, a, t, s, K, amplifier, D, logistic, weights, p, u, h):
-    """A row's coefficients ``h`` of ``x_i`` in the gradient: ``s dM/dz``
-    through both softmaxes, from the row's probabilities ``q`` and assignment
-    ``a`` (see :func:`softmax_row_counts`) and ``D = dM/dC`` (its class's row
-    ``D[t]``); or with ``logistic``, from the scores ``q``, the gradient of
-    the warm-up's class-balanced log-loss, each row weighted by
-    ``weights[t]``. Returns the row's log-loss (0 without ``logistic``)."""
-    if logistic:
-        weight = s * weights[t]
-        top, total = softmax(q, K, p)
-        loss = weight * (math.log(total) + (q[top] - q[t]))
-        # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{m != t} p_m
-        rest = 0.0
-        for k in range(K):
-            h[k] = weight * p[k]
-            if k != t:
-                rest += p[k]
-        h[t] = -weight * rest
-        return loss
-    top = 0
-    for k in range(1, K):
-        if q[k] > q[top]:
-            top = k
-    softmax_metric_dz(q, a, top, D[t], K, amplifier, u, h)
-    for k in range(K):
-        h[k] *= s
-    return 0.0
-
-
-@njit(inline="always")
-def softmax_counts(Z, y, sw, amplifier, A, part):
-    """Per chunk of rows, the soft confusion matrix of the scores ``Z``;
-    ``Z`` becomes the probabilities, ``A`` the assignments."""
-    n, K = Z.shape
+    K = P.shape[1]
+    W, b = _softmax_weights(theta, K, d)
     for c in prange(part.shape[0]):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
+        start, stop, m = _chunk(c, n)
+        S = _block_scores(_rows64(X, start, stop), W, b)
         acc = np.zeros(K * K)
-        for i in range(start, stop):
-            softmax_row_counts(Z[i], y[i], sw[i], K, amplifier, A[i], acc)
+        softmax_block_counts(S, m, y[start:stop], sw[start:stop], amplifier,
+                             P[c], A[c], tops[c], acc)  # fmt: skip
         part[c] = acc
 
 
 @njit(inline="always")
-def _softmax_gradient(X, Q, A, y, sw, amplifier, D, logistic, weights, part):
+def _softmax_gradient(X, P, A, tops, y, sw, amplifier, D, part):
     """Per chunk of rows, the gradient sums ``sum_i h_i [x_i, 1]`` laid out
-    as ``theta`` (``h_i`` of :func:`softmax_row_terms` from the rows'
-    probabilities ``Q`` and assignments ``A``, or with ``logistic`` their
-    scores ``Q``; the ``x`` part one matrix product ``H^T X`` of the chunk),
-    then, with ``logistic``, the log-loss."""
+    as ``theta``, ``h_i`` from :func:`softmax_block_terms` (the chunk's
+    ``P``, ``A``, ``tops`` of :func:`softmax_counts` and ``D = dM/dC``); the
+    ``x`` part is one matrix product ``H X_c`` a chunk."""
     n, d = X.shape
-    K = Q.shape[1]
+    K = P.shape[1]
     for c in prange(part.shape[0]):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
-        H = np.empty((stop - start, K))
-        p = np.empty(K)
-        u = np.empty(K)
-        acc = np.zeros(part.shape[1])
-        for i in range(start, stop):
-            h = H[i - start]
-            loss = softmax_row_terms(Q[i], A[i], y[i], sw[i], K, amplifier, D,
-                                     logistic, weights, p, u, h)  # fmt: skip
-            if logistic:
-                acc[K * (d + 1)] += loss
-            for k in range(K):
-                acc[k * (d + 1) + d] += h[k]
-        G = np.dot(H.T, _rows64(X, start, stop, np.empty((stop - start, d))))
-        for k in range(K):
-            for j in range(d):
-                acc[k * (d + 1) + j] = G[k, j]
-        part[c] = acc
+        start, stop, m = _chunk(c, n)
+        H = np.empty((K, m))
+        softmax_block_terms(P[c], A[c], tops[c], m, y[start:stop], sw[start:stop],
+                            amplifier, D, H)  # fmt: skip
+        _block_gradient(H, _rows64(X, start, stop), part[c])
+
+
+@njit(inline="always")
+def _softmax_log_loss_pass(X, theta, K, y, sw, weights, part):
+    """Per chunk of rows, the warm-up's gradient sums laid out as ``theta``
+    (:func:`softmax_block_log_loss`), then its log-loss."""
+    n, d = X.shape
+    W, b = _softmax_weights(theta, K, d)
+    for c in prange(part.shape[0]):
+        start, stop, m = _chunk(c, n)
+        Xc = _rows64(X, start, stop)
+        S = _block_scores(Xc, W, b)
+        H = np.empty((K, m))
+        loss = softmax_block_log_loss(S, m, y[start:stop], sw[start:stop], weights, H)
+        _block_gradient(H, Xc, part[c])
+        part[c, K * (d + 1)] = loss
+
+
+@njit(inline="always")
+def _softmax_scratch(n, K):
+    """Class-major probabilities, assignments and top classes, per chunk."""
+    rows = n_chunks(n)
+    return (
+        np.empty((rows, K, CHUNK_ROWS)), np.empty((rows, K, CHUNK_ROWS)),
+        np.empty((rows, CHUNK_ROWS), dtype=np.int64),
+    )  # fmt: skip
 
 
 @njit(inline="always")
@@ -808,20 +973,18 @@ def _pass_source(X, Y, sw, theta, amplifier, logistic):
 def _softmax_pass_source(X, y, sw, theta, K, amplifier, mode, D, weights):
     """One softmax pass over ``X`` at ``theta``: the per-chunk sums ``part``
     (the counts, the gradient through ``D`` or the warm-up's)."""
-    n = X.shape[0]
-    Z = np.empty((n, K))
-    A = np.empty((n, K))
-    _softmax_scores(X, theta, K, Z)
+    n, d = X.shape
     if mode == LOGISTIC:
-        part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, X.shape[1])))
-        _softmax_gradient(X, Z, Z, y, sw, 1.0, D, True, weights, part)
+        part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, d)))
+        _softmax_log_loss_pass(X, theta, K, y, sw, weights, part)
         return part
+    P, A, tops = _softmax_scratch(n, K)
     counts = np.empty((n_chunks(n), K * K))
-    softmax_counts(Z, y, sw, amplifier, A, counts)
+    softmax_counts(X, theta, y, sw, amplifier, P, A, tops, counts)
     if mode == COUNTS:
         return counts
-    part = np.empty((n_chunks(n), softmax_width(GRADIENT, K, X.shape[1])))
-    _softmax_gradient(X, Z, A, y, sw, amplifier, D, False, weights, part)
+    part = np.empty((n_chunks(n), softmax_width(GRADIENT, K, d)))
+    _softmax_gradient(X, P, A, tops, y, sw, amplifier, D, part)
     return part
 
 
@@ -845,12 +1008,9 @@ def _softmax_log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, gr
     weighted alike, plus ``alpha/2 sum |w_k|^2``."""
     K = target.weights.shape[0]
     n, d = X.shape
-    Z = np.empty((n, K))
     part = np.empty((n_chunks(n), softmax_width(LOGISTIC, K, d)))
     total = np.empty(part.shape[1])
-    _softmax_scores(X, theta, K, Z)
-    _softmax_gradient(X, Z, Z, target.y, sw, 1.0, np.empty((1, K)), True,
-                      target.weights, part)  # fmt: skip
+    _softmax_log_loss_pass(X, theta, K, target.y, sw, target.weights, part)
     _reduce_chunks(part, total)
     squares = _rows_gradient(total, d, 1.0, alpha, fit_intercept, theta, grad)
     return total[K * (d + 1)] + 0.5 * alpha * squares
@@ -897,15 +1057,14 @@ def _fit_samples_source(X, target, sw, theta, settings, metric, params, state, c
 
 def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, curve,
                         max_calls):  # fmt: skip
-    """``_fit_source`` for a classes target: the scores ``Z`` (one product
-    with ``X``), the soft confusion matrix from them (the probabilities and
+    """``_fit_source`` for a classes target: the scores (one product with
+    ``X``) and the soft confusion matrix from them (the probabilities and
     assignments kept for the gradient), the metric's ``dM/dC`` there, then
     the gradient (a second product with ``X``)."""
     K = target.weights.shape[0]
     n, d = X.shape
     rows = n_chunks(n)
-    Z = np.empty((n, K))
-    A = np.empty((n, K))
+    P, A, tops = _softmax_scratch(n, K)
     counts = np.empty((rows, K * K))
     C = np.empty(K * K)
     D = np.empty((K, K))
@@ -916,12 +1075,10 @@ def _fit_softmax_source(X, target, sw, theta, settings, metric, params, state, c
     for _ in range(max_calls):
         if state.counts[STATUS] != RUNNING:
             break
-        _softmax_scores(X, theta, K, Z)
-        softmax_counts(Z, target.y, sw, amplifier, A, counts)
+        softmax_counts(X, theta, target.y, sw, amplifier, P, A, tops, counts)
         _reduce_chunks(counts, C)
         value = metric(C.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_gradient(X, Z, A, target.y, sw, amplifier, D, False,
-                          target.weights, part)  # fmt: skip
+        _softmax_gradient(X, P, A, tops, target.y, sw, amplifier, D, part)
         _reduce_chunks(part, total)
         squares = _rows_gradient(
             total, d, -1.0, settings.alpha, settings.fit_intercept, theta, grad

@@ -37,12 +37,14 @@ from ._kernels_cpu import (
     CHUNK_ROWS,
     RUNNING,
     STATUS,
+    _chunk,
     _end_iteration,
     _log_loss,
     _metric_step,
     _reduce_chunks,
     _rows_gradient,
     _sigmoid_softplus,
+    _softmax_scratch,
     _update,
     _Variants,
     amplified,
@@ -50,8 +52,9 @@ from ._kernels_cpu import (
     label_width,
     n_chunks,
     samples_row,
-    softmax_counts,
-    softmax_row_terms,
+    softmax_block_counts,
+    softmax_block_log_loss,
+    softmax_block_terms,
     upper_loss_grad,
 )
 
@@ -251,26 +254,56 @@ def _samples_terms(Z, Y, sw, amplifier, metric, params, H, part):
 
 
 @njit(inline="always")
-def _softmax_terms(Q, A, y, sw, amplifier, D, logistic, weights, H, part):
-    """Each row's terms of a softmax pass (``H``, see
-    ``_kernels_cpu.softmax_row_terms``: ``Q`` the probabilities, or with
-    ``logistic`` the scores); per chunk, ``sum H[:, k]`` and (``logistic``)
-    the log-loss."""
-    n, K = Q.shape
+def _class_major(Z, start, m):
+    """Rows ``start`` to ``start + m`` of ``Z``, transposed (a copy)."""
+    K = Z.shape[1]
+    out = np.empty((K, m))
+    for i in range(m):
+        for k in range(K):
+            out[k, i] = Z[start + i, k]
+    return out
+
+
+@njit(inline="always")
+def _softmax_counts(Z, y, sw, amplifier, P, A, tops, part):
+    """``_kernels_cpu.softmax_counts`` from the scores ``Z`` (rows): each
+    chunk's scores class-major into ``P[c]``, then
+    ``_kernels_cpu.softmax_block_counts``."""
+    n, K = Z.shape
     for c in prange(part.shape[0]):
-        start = c * CHUNK_ROWS
-        stop = min(start + CHUNK_ROWS, n)
+        start, stop, m = _chunk(c, n)
+        Zc = _class_major(Z, start, m)
+        acc = np.zeros(K * K)
+        softmax_block_counts(Zc, m, y[start:stop], sw[start:stop], amplifier,
+                             P[c], A[c], tops[c], acc)  # fmt: skip
+        part[c] = acc
+
+
+@njit(inline="always")
+def _softmax_terms(Z, P, A, tops, y, sw, amplifier, D, logistic, weights, H, part):
+    """Each row's terms of a softmax pass into ``H`` (rows), from
+    ``_kernels_cpu.softmax_block_terms`` (``P``, ``A``, ``tops`` of
+    :func:`_softmax_counts`) or, with ``logistic``,
+    ``_kernels_cpu.softmax_block_log_loss`` of the scores ``Z``; per chunk,
+    ``sum H[:, k]`` and (``logistic``) the log-loss."""
+    n, K = H.shape
+    for c in prange(part.shape[0]):
+        start, stop, m = _chunk(c, n)
+        Hc = np.empty((K, m))
         acc = np.zeros(part.shape[1])
-        p = np.empty(K)
-        u = np.empty(K)
-        for i in range(start, stop):
-            h = H[i]
-            loss = softmax_row_terms(Q[i], A[i], y[i], sw[i], K, amplifier, D,
-                                     logistic, weights, p, u, h)  # fmt: skip
-            if logistic:
-                acc[K] += loss
-            for k in range(K):
-                acc[k] += h[k]
+        if logistic:
+            acc[K] = softmax_block_log_loss(_class_major(Z, start, m), m,
+                                            y[start:stop], sw[start:stop], weights,
+                                            Hc)  # fmt: skip
+        else:
+            softmax_block_terms(P[c], A[c], tops[c], m, y[start:stop],
+                                sw[start:stop], amplifier, D, Hc)  # fmt: skip
+        for k in range(K):
+            total = 0.0
+            for i in range(m):
+                H[start + i, k] = Hc[k, i]
+                total += Hc[k, i]
+            acc[k] = total
         part[c] = acc
 
 
@@ -359,7 +392,7 @@ def _fit_softmax_source(R, target, sw, theta, settings, metric, params, state,
     n = target.y.shape[0]
     d = R.n_cols
     Z = np.empty((n, K))
-    A = np.empty((n, K))
+    P, A, tops = _softmax_scratch(n, K)
     H = np.empty((n, K))
     counts = np.empty((n_chunks(n), K * K))
     part = np.empty((n_chunks(n), K))
@@ -374,11 +407,11 @@ def _fit_softmax_source(R, target, sw, theta, settings, metric, params, state,
         if state.counts[STATUS] != RUNNING:
             break
         _scores(R, theta, Z)
-        softmax_counts(Z, target.y, sw, amplifier, A, counts)
+        _softmax_counts(Z, target.y, sw, amplifier, P, A, tops, counts)
         _reduce_chunks(counts, Cm)
         value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_terms(Z, A, target.y, sw, amplifier, D, False, target.weights, H,
-                       part)  # fmt: skip
+        _softmax_terms(Z, P, A, tops, target.y, sw, amplifier, D, False,
+                       target.weights, H, part)  # fmt: skip
         _reduce_chunks(part, sums)
         _transposed_product(R, H, out)
         _rows_total(out, sums, d, total)
@@ -403,8 +436,9 @@ def _softmax_log_loss_grad_source(R, target, sw, theta, alpha, fit_intercept,
     out = np.empty((K, d))
     total = np.empty(K * (d + 1) + 1)
     _scores(R, theta, Z)
-    _softmax_terms(Z, Z, target.y, sw, 1.0, np.empty((1, K)), True, target.weights, H,
-                   part)  # fmt: skip
+    P, A, tops = _softmax_scratch(0, K)
+    _softmax_terms(Z, P, A, tops, target.y, sw, 1.0, np.empty((1, K)), True,
+                   target.weights, H, part)  # fmt: skip
     _reduce_chunks(part, sums)
     _transposed_product(R, H, out)
     _rows_total(out, sums, d, total)
