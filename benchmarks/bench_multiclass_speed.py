@@ -16,7 +16,14 @@ markdown report, medians of ``--repeats`` runs after one untimed run:
   vectorised, BLAS for the two products with ``X`` (``numpy_iteration``),
   using every core BLAS has;
 - ``fit``: ``AnyLossClassifier(tol=None, max_iter=I, warmup_iter=0).fit``
-  divided by ``I``, the iteration inside a whole fit.
+  divided by ``I``, the iteration inside a whole fit;
+- the two products with ``X`` alone (the scores ``X W^T``, then ``H^T X``
+  for a K x n matrix ``H``), which bound a joint iteration from below:
+  ``products, ours``, the kernels' own loops per chunk of rows
+  (``block_scores``, ``block_gradient``) in parallel over the chunks;
+  ``products, BLAS per chunk``, the same with BLAS's products (one thread
+  each, as the kernels called them before); ``products, NumPy``,
+  ``X @ W.T`` and ``H.T @ X`` with BLAS on every core.
 
     python benchmarks/bench_multiclass_speed.py [--n N] [--d D] [--k K]
 """
@@ -30,17 +37,23 @@ from datetime import datetime, timezone
 
 import numba
 import numpy as np
+from numba import njit, prange
+from threadpoolctl import threadpool_limits
 
 from sk_anyloss import AnyLossClassifier
 from sk_anyloss._backend import cpu_kernel
 from sk_anyloss._base import Problem
 from sk_anyloss._kernels_cpu import (
+    CHUNK_ROWS,
     ENTRIES_PER_CALL,
+    block_gradient,
+    block_scores,
     cpu_metric,
     fit_linear,
     fit_softmax,
     make_target,
     new_loop_state,
+    softmax_scratch,
 )
 from sk_anyloss._metrics import Metric
 from sk_anyloss._metrics_multi import LABELS, MATRIX
@@ -87,12 +100,42 @@ def loop_iteration(kernels, X, target, metric, layout, n_outputs, iters):
         theta = np.zeros(n_outputs * (d + 1))
         state = new_loop_state(theta.shape[0])
         curve = np.empty(iters)
+        softmax = kernels is fit_softmax
+        scratch = (softmax_scratch(X.shape[0], n_outputs),) if softmax else ()
         with cpu_kernel(kernels, ENTRIES_PER_CALL) as kernel:
             kernel(X, target, sw, theta, settings(iters), compiled, metric.params,
-                   state, curve, iters)  # fmt: skip
+                   state, curve, iters, *scratch)  # fmt: skip
         assert state.optimizer.steps[0] == iters
 
     return run
+
+
+@njit(parallel=True)
+def products_ours(X, W, b, out):
+    """Both products of a joint iteration, per chunk (the chunk's scores
+    stand in for its ``H``)."""
+    n = X.shape[0]
+    K = W.shape[0]
+    for c in prange(out.shape[0]):
+        start = c * CHUNK_ROWS
+        m = min(CHUNK_ROWS, n - start)
+        S = np.empty((K, m))
+        block_scores(X, start, m, W, b, S)
+        block_gradient(S, X, start, out[c])
+
+
+@njit(parallel=True)
+def products_blas(X, W, b, out):
+    """``products_ours`` with BLAS's products."""
+    n, d = X.shape
+    K = W.shape[0]
+    for c in prange(out.shape[0]):
+        start = c * CHUNK_ROWS
+        stop = min(n, start + CHUNK_ROWS)
+        S = np.dot(W, X[start:stop].T)
+        G = np.dot(S, X[start:stop])
+        for k in range(K):
+            out[c, k * (d + 1)] = G[k, 0] + b[k]
 
 
 def _softmax(z):
@@ -160,6 +203,14 @@ def main():
     times["numpy"] = median_time(
         lambda: numpy_iteration(X, Yf, s, W, b, AMPLIFIER), repeats
     )
+    out = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, K * (d + 1)))
+    times["products, ours"] = median_time(lambda: products_ours(X, W, b, out), repeats)
+    with threadpool_limits(1, user_api="blas"):
+        times["products, BLAS per chunk"] = median_time(
+            lambda: products_blas(X, W, b, out), repeats
+        )
+    H = np.ascontiguousarray((X[:, :K] * 0.5).T)
+    times["products, NumPy"] = median_time(lambda: (X @ W.T, H @ X), repeats)
     model = AnyLossClassifier(tol=None, max_iter=iters, warmup_iter=0)
     times["fit"] = median_time(lambda: model.fit(X, y), max(1, repeats // 2)) / iters
 
@@ -172,7 +223,7 @@ def main():
         f"--k {K} --iters {iters} --repeats {repeats}`; medians of {repeats}.\n"
     )
     print("| | ms per iteration | / binary | / floor |\n|---|---|---|---|")
-    for key in ("floor", "binary", "joint", "one-vs-rest", "numpy", "fit"):
+    for key in times:
         t = times[key]
         print(
             f"| {key} | {1e3 * t:.1f} | {t / times['binary']:.2f} | "

@@ -44,7 +44,6 @@ from ._kernels_cpu import (
     _reduce_chunks,
     _rows_gradient,
     _sigmoid_softplus,
-    _softmax_scratch,
     _update,
     _Variants,
     amplified,
@@ -55,6 +54,7 @@ from ._kernels_cpu import (
     softmax_block_counts,
     softmax_block_log_loss,
     softmax_block_terms,
+    softmax_scratch,
     upper_loss_grad,
 )
 
@@ -384,16 +384,16 @@ def _fit_samples_source(R, target, sw, theta, settings, metric, params, state,
 
 
 def _fit_softmax_source(R, target, sw, theta, settings, metric, params, state,
-                        curve, max_calls):  # fmt: skip
+                        curve, max_calls, scratch):  # fmt: skip
     """``_kernels_cpu._fit_softmax_source`` on sparse ``X``: the scores, the
     counts and the gradient's terms from them, then ``X.T @ H``; the
-    nonzeros are read twice an iteration."""
+    nonzeros are read twice an iteration.  ``scratch``: the scores ``Z``, the
+    arrays of ``_kernels_cpu.softmax_scratch`` and ``H`` (see
+    :meth:`LinearBackend._scratch`)."""
     K = target.weights.shape[0]
     n = target.y.shape[0]
     d = R.n_cols
-    Z = np.empty((n, K))
-    P, A, tops = _softmax_scratch(n, K)
-    H = np.empty((n, K))
+    Z, P, A, tops, H = scratch
     counts = np.empty((n_chunks(n), K * K))
     part = np.empty((n_chunks(n), K))
     sums = np.empty(K)
@@ -436,7 +436,7 @@ def _softmax_log_loss_grad_source(R, target, sw, theta, alpha, fit_intercept,
     out = np.empty((K, d))
     total = np.empty(K * (d + 1) + 1)
     _scores(R, theta, Z)
-    P, A, tops = _softmax_scratch(0, K)
+    P, A, tops = softmax_scratch(0, K)
     _softmax_terms(Z, P, A, tops, target.y, sw, 1.0, np.empty((1, K)), True,
                    target.weights, H, part)  # fmt: skip
     _reduce_chunks(part, sums)
@@ -476,6 +476,11 @@ class LinearBackend(cpu.LinearBackend):
     def _pass_entries(R):
         # two entries a nonzero: its value and its index
         return 2 * int(R.data.shape[0])
+
+    def _scratch(self, target):
+        n = self._sw.shape[0]
+        K = target.weights.shape[0]
+        return (np.empty((n, K)),) + softmax_scratch(n, K) + (np.empty((n, K)),)
 
 
 # --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from sk_anyloss._kernels_cpu import (
     softmax_log_loss_grad,
     softmax_metric_dz,
     softmax_pass,
+    softmax_scratch,
 )
 from sk_anyloss._metrics import METRIC_NAMES, Metric
 from sk_anyloss._metrics_multi import JOINT, MATRIX
@@ -244,9 +245,11 @@ def _fit(kernels, variant, X, target, s, m, layout, n_params, max_iter=30):
     theta = np.zeros(n_params)
     state = new_loop_state(n_params)
     curve = np.empty(max_iter)
+    softmax = kernels is fit_softmax
+    scratch = (softmax_scratch(X.shape[0], target.weights.shape[0]),) if softmax else ()
     status = getattr(kernels, variant)(
         X, target, s, theta, _settings(max_iter), cpu_metric(m, layout), m.params,
-        state, curve, max_iter,
+        state, curve, max_iter, *scratch,
     )  # fmt: skip
     assert status == STOPPED
     return theta, curve
