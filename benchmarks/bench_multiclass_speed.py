@@ -19,11 +19,9 @@ markdown report, medians of ``--repeats`` runs after one untimed run:
   divided by ``I``, the iteration inside a whole fit;
 - the two products with ``X`` alone (the scores ``X W^T``, then ``H^T X``
   for a K x n matrix ``H``), which bound a joint iteration from below:
-  ``products, ours``, the kernels' own loops per chunk of rows
-  (``block_scores``, ``block_gradient``) in parallel over the chunks;
-  ``products, BLAS per chunk``, the same with BLAS's products (one thread
-  each, as the kernels called them before); ``products, NumPy``,
-  ``X @ W.T`` and ``H.T @ X`` with BLAS on every core.
+  ``products, per chunk``, BLAS's products per chunk of rows (one thread
+  each) in parallel over the chunks, as the kernels call them;
+  ``products, NumPy``, ``X @ W.T`` and ``H.T @ X`` with BLAS on every core.
 
     python benchmarks/bench_multiclass_speed.py [--n N] [--d D] [--k K]
 """
@@ -46,8 +44,6 @@ from sk_anyloss._base import Problem
 from sk_anyloss._kernels_cpu import (
     CHUNK_ROWS,
     ENTRIES_PER_CALL,
-    block_gradient,
-    block_scores,
     cpu_metric,
     fit_linear,
     fit_softmax,
@@ -111,22 +107,9 @@ def loop_iteration(kernels, X, target, metric, layout, n_outputs, iters):
 
 
 @njit(parallel=True)
-def products_ours(X, W, b, out):
+def products_blas(X, W, b, out):
     """Both products of a joint iteration, per chunk (the chunk's scores
     stand in for its ``H``)."""
-    n = X.shape[0]
-    K = W.shape[0]
-    for c in prange(out.shape[0]):
-        start = c * CHUNK_ROWS
-        m = min(CHUNK_ROWS, n - start)
-        S = np.empty((K, m))
-        block_scores(X, start, m, W, b, S)
-        block_gradient(S, X, start, out[c])
-
-
-@njit(parallel=True)
-def products_blas(X, W, b, out):
-    """``products_ours`` with BLAS's products."""
     n, d = X.shape
     K = W.shape[0]
     for c in prange(out.shape[0]):
@@ -204,9 +187,8 @@ def main():
         lambda: numpy_iteration(X, Yf, s, W, b, AMPLIFIER), repeats
     )
     out = np.empty(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, K * (d + 1)))
-    times["products, ours"] = median_time(lambda: products_ours(X, W, b, out), repeats)
     with threadpool_limits(1, user_api="blas"):
-        times["products, BLAS per chunk"] = median_time(
+        times["products, per chunk"] = median_time(
             lambda: products_blas(X, W, b, out), repeats
         )
     H = np.ascontiguousarray((X[:, :K] * 0.5).T)

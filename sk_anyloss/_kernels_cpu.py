@@ -655,6 +655,24 @@ def softmax_width(mode, K, d):
     return K * (d + 1) + (1 if mode == LOGISTIC else 0)
 
 
+def _rows64(X, start, stop):
+    """``X[start:stop]`` as float64 for BLAS: a view of float64 ``X``, a
+    copy of float32 ``X``."""
+
+
+@overload(_rows64)
+def _rows64_impl(X, start, stop):
+    if X.dtype == nbtypes.float64:
+        return lambda X, start, stop: X[start:stop]
+
+    def copy(X, start, stop):
+        out = np.empty((stop - start, X.shape[1]))
+        out[:, :] = X[start:stop]
+        return out
+
+    return copy
+
+
 @njit(inline="always")
 def _softmax_weights(theta, K, d):
     """``(W, b)``: the ``K x d`` weights and the ``K`` biases in ``theta``."""
@@ -670,92 +688,33 @@ def _chunk(c, n):
     return start, stop, stop - start
 
 
-# The two products of a softmax pass with a chunk of rows, written out:
-# OpenBLAS multiplies a chunk of rows by a thin matrix (K = 10 columns) at
-# about a tenth of its speed on square matrices, and these loops ran 1.5x
-# faster than its products (benchmarks/README.md).  They are compiled with
-# fused multiply-adds and reassociation allowed (``fastmath`` ``contract`` and
-# ``reassoc``, in these two functions only), so that LLVM vectorises their
-# sums: the rounding then depends on the machine's vector instructions, as
-# BLAS's does, and never on the number of threads.
-_PRODUCT_MATH = {"contract", "reassoc"}
+@njit(inline="always")
+def _block_scores(Xc, W, b):
+    """``W Xc^T + b``: the class-major scores (K x m) of the ``m`` rows of
+    ``Xc`` (one BLAS product, on one thread: see :class:`LinearBackend`)."""
+    S = np.dot(W, Xc.T)
+    K, m = S.shape
+    for k in range(K):
+        for i in range(m):
+            S[k, i] += b[k]
+    return S
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=_PRODUCT_MATH)
-def block_scores(X, start, m, W, b, Z):
-    """``Z[k, i] = x . w_k + b_k`` for the ``m`` rows ``x`` of ``X`` from
-    ``start`` (class-major, in float64 whatever the precision of ``X``),
-    four rows at a time."""
-    K, d = W.shape
-    i = 0
-    while i + 4 <= m:
-        x0 = X[start + i]
-        x1 = X[start + i + 1]
-        x2 = X[start + i + 2]
-        x3 = X[start + i + 3]
-        for k in range(K):
-            w = W[k]
-            s0 = s1 = s2 = s3 = 0.0
-            for j in range(d):
-                s0 += x0[j] * w[j]
-                s1 += x1[j] * w[j]
-                s2 += x2[j] * w[j]
-                s3 += x3[j] * w[j]
-            Z[k, i] = s0 + b[k]
-            Z[k, i + 1] = s1 + b[k]
-            Z[k, i + 2] = s2 + b[k]
-            Z[k, i + 3] = s3 + b[k]
-        i += 4
-    while i < m:
-        x0 = X[start + i]
-        for k in range(K):
-            w = W[k]
-            s0 = 0.0
-            for j in range(d):
-                s0 += x0[j] * w[j]
-            Z[k, i] = s0 + b[k]
-        i += 1
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=_PRODUCT_MATH)
-def block_gradient(H, X, start, out):
-    """``out``, laid out as ``theta``, receives each class's sums ``sum_i
-    H[k, i] x_i`` and ``sum_i H[k, i]`` over the rows ``x_i`` of ``X`` from
-    ``start`` (as many as ``H`` has columns), four rows at a time."""
+@njit(inline="always")
+def _block_gradient(H, Xc, out):
+    """``out``, laid out as ``theta``, receives ``[H Xc, H 1]``: each
+    class's sums ``sum_i H[k, i] x_i`` and ``sum_i H[k, i]``."""
     K, m = H.shape
-    d = X.shape[1]
+    d = Xc.shape[1]
+    G = np.dot(H, Xc)
     for k in range(K):
         o = k * (d + 1)
-        for j in range(d + 1):
-            out[o + j] = 0.0
-    i = 0
-    while i + 4 <= m:
-        x0 = X[start + i]
-        x1 = X[start + i + 1]
-        x2 = X[start + i + 2]
-        x3 = X[start + i + 3]
-        for k in range(K):
-            h0 = H[k, i]
-            h1 = H[k, i + 1]
-            h2 = H[k, i + 2]
-            h3 = H[k, i + 3]
-            o = k * (d + 1)
-            for j in range(d):
-                out[o + j] += h0 * x0[j] + h1 * x1[j] + h2 * x2[j] + h3 * x3[j]
-        i += 4
-    while i < m:
-        x0 = X[start + i]
-        for k in range(K):
-            h0 = H[k, i]
-            o = k * (d + 1)
-            for j in range(d):
-                out[o + j] += h0 * x0[j]
-        i += 1
-    for k in range(K):
+        for j in range(d):
+            out[o + j] = G[k, j]
         total = 0.0
         for i in range(m):
             total += H[k, i]
-        out[k * (d + 1) + d] = total
+        out[o + d] = total
 
 
 @njit(inline="always")
@@ -769,8 +728,7 @@ def softmax_counts(X, theta, y, sw, amplifier, P, A, tops, part):
     W, b = _softmax_weights(theta, K, d)
     for c in prange(part.shape[0]):
         start, stop, m = _chunk(c, n)
-        S = np.empty((K, m))
-        block_scores(X, start, m, W, b, S)
+        S = _block_scores(_rows64(X, start, stop), W, b)
         acc = np.zeros(K * K)
         softmax_block_counts(S, m, y[start:stop], sw[start:stop], amplifier,
                              P[c], A[c], tops[c], acc)  # fmt: skip
@@ -781,7 +739,8 @@ def softmax_counts(X, theta, y, sw, amplifier, P, A, tops, part):
 def _softmax_gradient(X, P, A, tops, y, sw, amplifier, D, part):
     """Per chunk of rows, the gradient sums ``sum_i h_i [x_i, 1]`` laid out
     as ``theta``, ``h_i`` from :func:`softmax_block_terms` (the chunk's
-    ``P``, ``A``, ``tops`` of :func:`softmax_counts` and ``D = dM/dC``)."""
+    ``P``, ``A``, ``tops`` of :func:`softmax_counts` and ``D = dM/dC``); the
+    ``x`` part is one matrix product ``H X_c`` a chunk."""
     n, d = X.shape
     K = P.shape[1]
     for c in prange(part.shape[0]):
@@ -789,7 +748,7 @@ def _softmax_gradient(X, P, A, tops, y, sw, amplifier, D, part):
         H = np.empty((K, m))
         softmax_block_terms(P[c], A[c], tops[c], m, y[start:stop], sw[start:stop],
                             amplifier, D, H)  # fmt: skip
-        block_gradient(H, X, start, part[c])
+        _block_gradient(H, _rows64(X, start, stop), part[c])
 
 
 @njit(inline="always")
@@ -800,11 +759,11 @@ def _softmax_log_loss_pass(X, theta, K, y, sw, weights, part):
     W, b = _softmax_weights(theta, K, d)
     for c in prange(part.shape[0]):
         start, stop, m = _chunk(c, n)
-        S = np.empty((K, m))
-        block_scores(X, start, m, W, b, S)
+        Xc = _rows64(X, start, stop)
+        S = _block_scores(Xc, W, b)
         H = np.empty((K, m))
         loss = softmax_block_log_loss(S, m, y[start:stop], sw[start:stop], weights, H)
-        block_gradient(H, X, start, part[c])
+        _block_gradient(H, Xc, part[c])
         part[c, K * (d + 1)] = loss
 
 
