@@ -55,6 +55,12 @@ BLOCK_ROWS = 16
 # Entries of X per block of a labels pass (see block_rows): 512 KiB of
 # float64, which stays in a core's L2 cache between the two products.
 BLOCK_ENTRIES = 1 << 16
+# A labels pass's class-wise sums ``H X_b`` (2 L rows) are one vector-matrix
+# product per row of ``H`` up to this many rows, else one matrix product:
+# OpenBLAS's matrix product with 2 to 6 rows ran 1.3-7x slower than as many
+# vector-matrix products (d = 20 to 200, float32 and float64), and faster
+# from 20 rows (benchmarks/README.md).
+SUMS_BY_ROWS = 6
 
 # A compiled training loop returns to Python after this many entries of ``X``
 # have been read (a few tenths of a second), so that Ctrl-C interrupts a fit.
@@ -527,7 +533,8 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
     cache: the scores of all labels are one matrix product ``W X_b^T``, the
     rows' terms are computed label by label on SIMD lanes
     (:func:`_label_terms`), and the class-wise sums of ``h x`` are a second
-    product ``H X_b``; both products are BLAS's, in the data's precision
+    product ``H X_b`` (by rows of ``H`` up to ``SUMS_BY_ROWS`` rows); both
+    products are BLAS's, in the data's precision
     (float32 data: float32 products, each over at most one chunk's rows),
     and so is the amplification (``amplified32`` for float32 data); the
     weights, the counts and every sum over rows are float64.
@@ -563,10 +570,16 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
                 )  # fmt: skip
                 for k in range(4):
                     sums[lab, k] += terms[k]
-            G = np.dot(H, Xb)
-            for r in range(2 * L):
-                for j in range(d):
-                    acc[r, j] += G[r, j]
+            if 2 * L <= SUMS_BY_ROWS:
+                for r in range(2 * L):
+                    g = np.dot(H[r], Xb)
+                    for j in range(d):
+                        acc[r, j] += g[j]
+            else:
+                G = np.dot(H, Xb)
+                for r in range(2 * L):
+                    for j in range(d):
+                        acc[r, j] += G[r, j]
         for lab in range(L):
             o = lab * width
             for j in range(d):
