@@ -318,12 +318,11 @@ def _block_top(Z, m, top, big):
 
 @njit(inline="always")
 def _block_softmax(Z, m, scale, big, out, total, inv):
-    """``out[:, i] = softmax(scale Z[:, i])`` (``out`` must not be ``Z``:
-    LLVM's run-time check of the loops' arrays for overlap then takes the
-    loop that is not vectorised), given
-    ``big[i]``, the largest ``scale Z[k, i]``; ``total[i]`` receives the
-    softmax's denominator ``sum_k exp(scale Z[k, i] - big[i])``, ``inv`` is
-    scratch."""
+    """``out[:, i] = softmax(scale Z[:, i])`` given ``big[i]``, the largest
+    ``scale Z[k, i]``; ``total[i]`` receives the softmax's denominator ``sum_k
+    exp(scale Z[k, i] - big[i])``, ``inv`` is scratch.  ``out`` must not be
+    ``Z``: LLVM's run-time check of the loops' arrays for overlap would then
+    take the loop that is not vectorised."""
     K = Z.shape[0]
     for i in range(m):
         total[i] = 0.0
@@ -428,6 +427,7 @@ def softmax_block_log_loss(Z, m, t, s, weights, H):
     top = np.empty(m, dtype=np.int64)
     w = np.empty(m)
     zt = np.empty(m)
+    rest = np.empty(m)
     _block_top(Z, m, top, big)
     for i in range(m):
         w[i] = s[i] * weights[t[i]]
@@ -438,15 +438,15 @@ def softmax_block_log_loss(Z, m, t, s, weights, H):
         loss += w[i] * (math.log(total[i]) + (big[i] - zt[i]))
     # d/dz of -log p_t is p - e_t; p_t - 1 = -sum_{k != t} p_k
     for i in range(m):
-        big[i] = 0.0
+        rest[i] = 0.0
     for k in range(K):
         for i in range(m):
-            big[i] += H[k, i] if k != t[i] else 0.0
+            rest[i] += H[k, i] if k != t[i] else 0.0
     for k in range(K):
         for i in range(m):
             H[k, i] *= w[i]
     for i in range(m):
-        H[t[i], i] = -w[i] * big[i]
+        H[t[i], i] = -w[i] * rest[i]
     return loss
 
 
