@@ -267,44 +267,57 @@ def _class_major(Z, start, m):
 @njit(inline="always")
 def _softmax_counts(Z, y, sw, amplifier, P, A, tops, part):
     """``_kernels_cpu.softmax_counts`` from the scores ``Z`` (rows): each
-    chunk's scores class-major into ``P[c]``, then
-    ``_kernels_cpu.softmax_block_counts``."""
+    chunk's scores transposed, then ``_kernels_cpu.softmax_block_counts``."""
     n, K = Z.shape
     for c in prange(part.shape[0]):
         start, stop, m = _chunk(c, n)
-        Zc = _class_major(Z, start, m)
         acc = np.zeros(K * K)
-        softmax_block_counts(Zc, m, y[start:stop], sw[start:stop], amplifier,
-                             P[c], A[c], tops[c], acc)  # fmt: skip
+        softmax_block_counts(_class_major(Z, start, m), m, y[start:stop],
+                             sw[start:stop], amplifier, P[c], A[c], tops[c],
+                             acc)  # fmt: skip
         part[c] = acc
 
 
 @njit(inline="always")
-def _softmax_terms(Z, P, A, tops, y, sw, amplifier, D, logistic, weights, H, part):
-    """Each row's terms of a softmax pass into ``H`` (rows), from
+def _rows_of_block(Hc, start, H, acc):
+    """A chunk's class-major terms ``Hc`` into rows ``start`` on of ``H``;
+    ``acc[k]`` receives ``sum Hc[k, :]``."""
+    K, m = Hc.shape
+    for k in range(K):
+        total = 0.0
+        for i in range(m):
+            H[start + i, k] = Hc[k, i]
+            total += Hc[k, i]
+        acc[k] = total
+
+
+@njit(inline="always")
+def _softmax_terms(P, A, tops, y, sw, amplifier, D, H, part):
+    """Each row's gradient terms into ``H`` (rows), from
     ``_kernels_cpu.softmax_block_terms`` (``P``, ``A``, ``tops`` of
-    :func:`_softmax_counts`) or, with ``logistic``,
-    ``_kernels_cpu.softmax_block_log_loss`` of the scores ``Z``; per chunk,
-    ``sum H[:, k]`` and (``logistic``) the log-loss."""
+    :func:`_softmax_counts`); per chunk, ``sum H[:, k]``."""
     n, K = H.shape
     for c in prange(part.shape[0]):
         start, stop, m = _chunk(c, n)
         Hc = np.empty((K, m))
-        acc = np.zeros(part.shape[1])
-        if logistic:
-            acc[K] = softmax_block_log_loss(_class_major(Z, start, m), m,
-                                            y[start:stop], sw[start:stop], weights,
-                                            Hc)  # fmt: skip
-        else:
-            softmax_block_terms(P[c], A[c], tops[c], m, y[start:stop],
-                                sw[start:stop], amplifier, D, Hc)  # fmt: skip
-        for k in range(K):
-            total = 0.0
-            for i in range(m):
-                H[start + i, k] = Hc[k, i]
-                total += Hc[k, i]
-            acc[k] = total
-        part[c] = acc
+        softmax_block_terms(P[c], A[c], tops[c], m, y[start:stop], sw[start:stop],
+                            amplifier, D, Hc)  # fmt: skip
+        _rows_of_block(Hc, start, H, part[c])
+
+
+@njit(inline="always")
+def _softmax_log_loss_terms(Z, y, sw, weights, H, part):
+    """The warm-up's terms of the scores ``Z`` into ``H`` (rows), from
+    ``_kernels_cpu.softmax_block_log_loss``; per chunk, ``sum H[:, k]``,
+    then the log-loss."""
+    n, K = H.shape
+    for c in prange(part.shape[0]):
+        start, stop, m = _chunk(c, n)
+        Hc = np.empty((K, m))
+        loss = softmax_block_log_loss(_class_major(Z, start, m), m, y[start:stop],
+                                      sw[start:stop], weights, Hc)  # fmt: skip
+        _rows_of_block(Hc, start, H, part[c])
+        part[c, K] = loss
 
 
 # --------------------------------------------------------------------------
@@ -410,8 +423,7 @@ def _fit_softmax_source(R, target, sw, theta, settings, metric, params, state,
         _softmax_counts(Z, target.y, sw, amplifier, P, A, tops, counts)
         _reduce_chunks(counts, Cm)
         value = metric(Cm.ctypes, K, target.scale, params.ctypes, D.ctypes)
-        _softmax_terms(Z, P, A, tops, target.y, sw, amplifier, D, False,
-                       target.weights, H, part)  # fmt: skip
+        _softmax_terms(P, A, tops, target.y, sw, amplifier, D, H, part)
         _reduce_chunks(part, sums)
         _transposed_product(R, H, out)
         _rows_total(out, sums, d, total)
@@ -436,9 +448,7 @@ def _softmax_log_loss_grad_source(R, target, sw, theta, alpha, fit_intercept,
     out = np.empty((K, d))
     total = np.empty(K * (d + 1) + 1)
     _scores(R, theta, Z)
-    P, A, tops = softmax_scratch(0, K)
-    _softmax_terms(Z, P, A, tops, target.y, sw, 1.0, np.empty((1, K)), True,
-                   target.weights, H, part)  # fmt: skip
+    _softmax_log_loss_terms(Z, target.y, sw, target.weights, H, part)
     _reduce_chunks(part, sums)
     _transposed_product(R, H, out)
     _rows_total(out, sums, d, total)
@@ -478,6 +488,8 @@ class LinearBackend(cpu.LinearBackend):
         return 2 * int(R.data.shape[0])
 
     def _scratch(self, target):
+        """The dense backend's work arrays, with the scores ``Z`` before
+        them and the rows' terms ``H`` after (see ``_fit_softmax_source``)."""
         n = self._sw.shape[0]
         K = target.weights.shape[0]
         return (np.empty((n, K)),) + softmax_scratch(n, K) + (np.empty((n, K)),)
