@@ -46,8 +46,9 @@ from numba.extending import overload
 from . import _optim
 from ._backend import compiled_for, cpu_kernel, one_blas_thread
 from ._base import scaled_weights, weight_total
+from ._blas import matmul, matmul_nt, matmul_tn, vecmat
 from ._metrics_multi import LABELS, MATRIX, work_size
-from ._settings import SOFTMAX
+from ._settings import SIGMOID, SOFTMAX
 from ._vmath import exp_neg
 
 CHUNK_ROWS = 1024
@@ -67,6 +68,12 @@ SUMS_BY_ROWS = 6
 ENTRIES_PER_CALL = 1 << 28
 
 _inline = njit(inline="always")
+# A function called from compiled code, compiled once and called, not copied
+# into each caller: Numba's inlining (``inline="always"``) copies the callee's
+# code at every call site, and copying a large function took seconds of a
+# cold first fit.  For functions that run once a batch or an iteration; the
+# per-row helpers stay inlined, for LLVM to vectorise their loops.
+_called = njit(error_model="numpy")
 _step_size, _update_at, _update, _track_best = _optim.build(_inline)
 # The step over all parameters as a function of its own: inlined into the
 # epoch's IR it ran about 15 % slower (measured, benchmarks/README.md).
@@ -100,6 +107,12 @@ def _labels_metric(cm, k, scale, params, partials):
     )  # fmt: skip
 
 
+def _binary_metric(cm, k, scale, params, partials):
+    # ``binary`` is a global of each build (see cpu_metric); ``k`` is 1.
+    p = carray(params, (2,))
+    return binary(carray(cm, (4,)), scale, p, carray(partials, (4,)))  # noqa: F821
+
+
 def _matrix_metric(cm, k, scale, params, partials):
     # ``matrix`` is a global of each build (see cpu_metric).
     return matrix(  # noqa: F821
@@ -117,21 +130,31 @@ def cpu_forms(metric):
     # halves the time a user's metric takes to compile.
     jit = njit(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
     qualname = f"cpu_metric_{metric.key}_array_form"
-    return (metric.array_form(jit, qualname), *metric.forms(jit, qualname))
+    array_form = metric.array_form(jit, qualname)  # one build for the three
+    return (array_form, *metric.forms(jit, qualname, array_form))
 
 
-def cpu_metric(metric, layout=LABELS):
+def cpu_metric(metric, layout=LABELS, k=None):
     """``metric`` (a ``_metrics.Metric``) compiled as the loops call it in
     ``layout``: a ``cfunc`` of ``METRIC_SIGNATURE``, compiled once per
     process and layout (and cached on disk, where the metric is
-    ``cacheable``)."""
-    return _compiled_metric(metric, layout)
+    ``cacheable``).
+
+    ``k`` is the ``k`` the loop calls it with, where it is known: for one
+    label (``LABELS`` and 1: a binary target) the build holds the binary
+    metric alone, not the average over several labels, which is most of
+    what a metric compiles (about 0.8 s of a cold first fit).
+    """
+    if layout == LABELS and k == 1:
+        return _compiled_metric(metric, "binary", _binary_metric)
+    if layout == LABELS:
+        return _compiled_metric(metric, "labels", _labels_metric)
+    return _compiled_metric(metric, "matrix", _matrix_metric)
 
 
 @cache
-def _compiled_metric(metric, layout):
-    source = _labels_metric if layout == LABELS else _matrix_metric
-    qualname = f"cpu_metric_{metric.key}_{'labels' if layout == LABELS else 'matrix'}"
+def _compiled_metric(metric, kind, source):
+    qualname = f"cpu_metric_{metric.key}_{kind}"
     env = dict(source.__globals__)
     env["binary"], env["labels"], env["matrix"] = cpu_forms(metric)
     fn = types.FunctionType(source.__code__, env, qualname)
@@ -514,7 +537,6 @@ def _label_terms(z, bias, y, s, amplifier, logistic, h1, h0, sa):
     return sum1, sum0, tp, fp
 
 
-@njit(inline="always")
 def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
     """One pass over ``X`` for independent sigmoid outputs, one per column
     of ``Y``: per-chunk sums into ``part`` (n_chunks, L (2 d + 4)).
@@ -558,10 +580,12 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
         acc = np.zeros((2 * L, d))
         sums = np.zeros((L, 4))
         sa = np.empty(rows)
+        G = np.empty((2 * L, d), dtype=X.dtype)
         for i0 in range(start, stop, rows):
             i1 = min(i0 + rows, stop)
             Xb = X[i0:i1]
-            Z = np.dot(W, Xb.T)
+            Z = np.empty((L, i1 - i0), dtype=X.dtype)
+            matmul_nt(W, Xb, Z)
             H = np.empty((2 * L, i1 - i0), dtype=X.dtype)
             for lab in range(L):
                 terms = _label_terms(
@@ -572,14 +596,12 @@ def _labels_pass(X, Y, sw, theta, amplifier, logistic, part):
                     sums[lab, k] += terms[k]
             if 2 * L <= SUMS_BY_ROWS:
                 for r in range(2 * L):
-                    g = np.dot(H[r], Xb)
-                    for j in range(d):
-                        acc[r, j] += g[j]
+                    vecmat(H[r], Xb, G[r])
             else:
-                G = np.dot(H, Xb)
-                for r in range(2 * L):
-                    for j in range(d):
-                        acc[r, j] += G[r, j]
+                matmul(H, Xb, G)
+            for r in range(2 * L):
+                for j in range(d):
+                    acc[r, j] += G[r, j]
         for lab in range(L):
             o = lab * width
             for j in range(d):
@@ -705,7 +727,8 @@ def _chunk(c, n):
 def _block_scores(Xc, W, b):
     """``W Xc^T + b``: the class-major scores (K x m) of the ``m`` rows of
     ``Xc`` (one BLAS product, on one thread: see :class:`LinearBackend`)."""
-    S = np.dot(W, Xc.T)
+    S = np.empty((W.shape[0], Xc.shape[0]), dtype=Xc.dtype)
+    matmul_nt(W, Xc, S)
     K, m = S.shape
     for k in range(K):
         for i in range(m):
@@ -719,7 +742,8 @@ def _block_gradient(H, Xc, out):
     class's sums ``sum_i H[k, i] x_i`` and ``sum_i H[k, i]``."""
     K, m = H.shape
     d = Xc.shape[1]
-    G = np.dot(H, Xc)
+    G = np.empty((K, d), dtype=Xc.dtype)
+    matmul(H, Xc, G)
     for k in range(K):
         o = k * (d + 1)
         for j in range(d):
@@ -960,7 +984,7 @@ def _metric_loss_grad(total, target, theta, grad, metric, params, alpha,
     )
 
 
-@njit(inline="always")
+@_called
 def _metric_step(total, target, theta, grad, settings, metric, params, state, curve):
     """One iteration after its labels pass: the metric, the loss and its
     gradient, the optimiser's step and the stopping rule."""
@@ -1003,16 +1027,15 @@ def _softmax_pass_source(X, y, sw, theta, K, amplifier, mode, D, weights):
     return part
 
 
-def _log_loss_grad_source(X, target, sw, theta, alpha, fit_intercept, grad):
-    """The warm-up's loss at ``theta`` (one pass), its gradient into ``grad``.
+def _log_loss_from_part(part, target, alpha, fit_intercept, theta, grad):
+    """The warm-up's loss from a logistic pass's per-chunk sums ``part``, its
+    gradient into ``grad`` (see :class:`_WarmUp`).
 
     Returns a float only: a kernel that returns arrays builds Python objects
     on its way out, and a Ctrl-C arriving then surfaced as a ``SystemError``
     instead of a ``KeyboardInterrupt``.
     """
-    part = np.empty((n_chunks(X.shape[0]), target.Y.shape[1] * label_width(X.shape[1])))
     total = np.empty(part.shape[1])
-    _labels_pass(X, target.Y, sw, theta, 1.0, _plain(True), part)
     _reduce_chunks(part, total)
     return _log_loss(total, target, alpha, fit_intercept, theta, grad)
 
@@ -1112,20 +1135,18 @@ def _samples_pass_source(X, Y, sw, theta, amplifier, metric, params):
     return part
 
 
-def _jit_variant(source, parallel, calls=None):
-    """Compile ``source`` once per variant under its own name.
+def _bound(source, suffix, bindings):
+    """A copy of the function ``source`` named with ``suffix`` appended, in
+    which the global names ``bindings`` maps stand for its values (the other
+    globals are ``source``'s).
 
-    Numba's on-disk cache is keyed by the function's qualified name, so each
-    variant gets a distinct one.  ``calls`` maps names of functions that
-    ``source`` calls to their ``_Variants``: each build of ``source`` calls
-    the build of the same kind (compiled once, not inlined).
+    Numba's on-disk cache is keyed by the function's qualified name: each
+    copy compiled gets a cache entry of its own.
     """
-    suffix = "_parallel" if parallel else "_serial"
     env = source.__globals__
-    if calls:
+    if bindings:
         env = dict(env)
-        kind = "parallel" if parallel else "serial"
-        env.update({name: getattr(v, kind) for name, v in calls.items()})
+        env.update(bindings)
     fn = types.FunctionType(
         source.__code__,
         env,
@@ -1135,6 +1156,20 @@ def _jit_variant(source, parallel, calls=None):
     )
     fn.__qualname__ = source.__qualname__ + suffix
     fn.__doc__ = source.__doc__
+    return fn
+
+
+def _jit_variant(source, parallel, calls=None):
+    """Compile ``source`` once per variant under its own name.
+
+    Numba's on-disk cache is keyed by the function's qualified name, so each
+    variant gets a distinct one.  ``calls`` maps names of functions that
+    ``source`` calls to their ``_Variants``: each build of ``source`` calls
+    the build of the same kind (compiled once, not inlined).
+    """
+    kind = "parallel" if parallel else "serial"
+    bindings = {name: getattr(v, kind) for name, v in (calls or {}).items()}
+    fn = _bound(source, "_" + kind, bindings)
     # A kernel whose parallel work is all in the builds it calls is compiled
     # without ``parallel``: there is nothing left for it to parallelise.
     parallel = parallel and not calls
@@ -1149,22 +1184,17 @@ class _Variants:
         self.parallel = _jit_variant(source, parallel=True, calls=calls)
 
 
-def _labels_pass_source(X, Y, sw, theta, amplifier, logistic, part):
-    """:func:`_labels_pass` compiled on its own (see ``labels_pass_into``)."""
-    _labels_pass(X, Y, sw, theta, amplifier, logistic, part)
-
-
 # The labels pass is the bulk of the code of the kernels that run it: each
 # build of those calls one compiled build of it instead of inlining its own
-# copy, and its callers pass ``logistic`` through ``_plain``: one build for
-# the warm-up and the metric loop.
-labels_pass_into = _Variants(_labels_pass_source)
+# copy, and its compiled callers pass ``logistic`` through ``_plain`` (the
+# warm-up, :class:`_WarmUp`, calls it from Python): one build for the
+# warm-up and the metric loop.
+labels_pass_into = _Variants(_labels_pass)
 _labels = {"_labels_pass": labels_pass_into}
 
 linear_pass = _Variants(_pass_source, _labels)
 softmax_pass = _Variants(_softmax_pass_source)
 samples_pass = _Variants(_samples_pass_source)
-log_loss_grad = _Variants(_log_loss_grad_source, _labels)
 softmax_log_loss_grad = _Variants(_softmax_log_loss_grad_source)
 fit_linear = _Variants(_fit_source, _labels)
 fit_samples = _Variants(_fit_samples_source)
@@ -1177,6 +1207,36 @@ metric_step = njit(cache=True, error_model="numpy")(_metric_step.py_func)
 rows_gradient = njit(cache=True, error_model="numpy")(_rows_gradient.py_func)
 end_iteration = njit(cache=True, error_model="numpy")(_end_iteration.py_func)
 log_loss_from_sums = njit(cache=True, error_model="numpy")(_log_loss.py_func)
+
+
+log_loss_from_part = njit(cache=True, error_model="numpy")(_log_loss_from_part)
+
+
+class _WarmUp:
+    """The warm-up's loss at ``theta`` (one logistic labels pass), its
+    gradient into ``grad``, called as the compiled loops are: a build of the
+    labels pass, then :func:`log_loss_from_part`.
+
+    Composed here, not compiled as one kernel: the warm-up is driven from
+    Python (SciPy's L-BFGS-B) anyway, a kernel of its own compiled the labels
+    pass into it once more (a second of a cold first fit), and the two calls
+    cost about 3 us more than one.
+    """
+
+    def __init__(self, labels_pass):
+        self._pass = labels_pass
+
+    def __call__(self, X, target, sw, theta, alpha, fit_intercept, grad):
+        n, d = X.shape
+        width = target.Y.shape[1] * label_width.py_func(d)
+        part = np.empty((n_chunks.py_func(n), width))
+        self._pass(X, target.Y, sw, theta, 1.0, True, part)
+        return log_loss_from_part(part, target, alpha, fit_intercept, theta, grad)
+
+
+log_loss_grad = types.SimpleNamespace(
+    serial=_WarmUp(labels_pass_into.serial), parallel=_WarmUp(labels_pass_into.parallel)
+)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1324,11 +1384,11 @@ class LinearBackend:
         the weights became non-finite at iteration ``k``."""
         k = self.KERNELS
         if _is_classes(target):
-            kernels, layout = k.classes, MATRIX
+            kernels, layout, metric_k = k.classes, MATRIX, None
         else:
             kernels = k.samples if target.samples else k.labels
-            layout = target.layout
-        compiled = cpu_metric(metric, layout)
+            layout, metric_k = target.layout, target.k
+        compiled = cpu_metric(metric, layout, metric_k)
         scratch = (self._scratch(target),) if _is_classes(target) else ()
         state = new_loop_state(theta.shape[0])
         curve = np.empty(settings.max_iter)
@@ -1367,7 +1427,7 @@ def _outputs(target):
 # Layer widths ``dims = [n_features, h_1, ..., h_k, n_outputs]``.  All weights
 # and biases live in one float64 vector ``theta``: for layer ``l`` the matrix
 # ``W_l`` (dims[l], dims[l + 1]), row-major, then the bias ``b_l``.  Matrix
-# products call BLAS through ``np.dot``, held to one thread during an epoch:
+# products call BLAS (``_blas``), held to one thread during an epoch:
 # on several threads BLAS may split a product's sums differently (measured:
 # the last bit of the weights at batches of 2,000), and the model must not
 # depend on the thread count.  The output layer is sigmoid units (a binary
@@ -1515,7 +1575,7 @@ def _log_loss_weights(pos, neg, log_loss, K):
     return w1, w0
 
 
-@njit(inline="always")
+@_called
 def _sigmoid_output(Z, Y, s, settings, metric, params, count, delta):
     """The loss of sigmoid output units (a binary target, or one unit per
     label) and ``delta = d loss / d Z``.
@@ -1594,7 +1654,7 @@ def _sigmoid_output(Z, Y, s, settings, metric, params, count, delta):
     return loss
 
 
-@njit(inline="always")
+@_called
 def _softmax_output(Z, Y, s, settings, metric, params, count, delta):
     """The loss of a softmax output over ``K`` classes (``Y`` one-hot) and
     ``delta = d loss / d Z``: ``1 - M`` of the batch's K x K soft confusion
@@ -1651,7 +1711,8 @@ def mlp_forward(X, theta, dims, activation):
     acts = [X]
     for layer in range(n_layers):
         W, b = _weights(theta, dims, offsets, layer)
-        Z = np.dot(acts[layer], W)
+        Z = np.empty((X.shape[0], W.shape[1]))
+        matmul(acts[layer], W, Z)
         _add_bias(Z, b)
         if layer < n_layers - 1:
             _activate(Z, activation)
@@ -1659,9 +1720,8 @@ def mlp_forward(X, theta, dims, activation):
     return acts
 
 
-@njit(inline="always")
-def upper_loss_grad(Z1, Y, s, theta, dims, settings, metric, params, l2, count,
-                    grad):  # fmt: skip
+def _upper_loss_grad_source(Z1, Y, s, theta, dims, settings, metric, params, l2,
+                            count, grad):  # fmt: skip
     """The batch loss and its gradient with respect to every layer but the
     first (into ``grad``), from the first layer's affine output ``Z1 = X W_1
     + b_1`` (overwritten); returns ``(loss, delta_1)``, ``delta_1 = d loss /
@@ -1675,34 +1735,37 @@ def upper_loss_grad(Z1, Y, s, theta, dims, settings, metric, params, l2, count,
         _activate(Z1, settings.activation)
     for layer in range(1, n_layers):
         W, b = _weights(theta, dims, offsets, layer)
-        Z = np.dot(acts[layer - 1], W)
+        Z = np.empty((Z1.shape[0], W.shape[1]))
+        matmul(acts[layer - 1], W, Z)
         _add_bias(Z, b)
         if layer < n_layers - 1:
             _activate(Z, settings.activation)
         acts.append(Z)
     Z = acts[n_layers - 1]
     delta = np.empty(Z.shape)
-    if settings.output == SOFTMAX:
-        loss = _softmax_output(Z, Y, s, settings, metric, params, count, delta)
-    else:
-        loss = _sigmoid_output(Z, Y, s, settings, metric, params, count, delta)
+    # ``_output_layer`` is a global of each build (see ``per_output``).
+    loss = _output_layer(Z, Y, s, settings, metric, params, count, delta)  # noqa: F821
     penalty = 0.0
     for layer in range(n_layers - 1, 0, -1):
         W, _ = _weights(theta, dims, offsets, layer)
         gW, gb = _weights(grad, dims, offsets, layer)
-        _penalised_gradient(gW, np.dot(acts[layer - 1].T, delta), l2, W)
+        product = np.empty(W.shape)
+        matmul_tn(acts[layer - 1], delta, product)
+        _penalised_gradient(gW, product, l2, W)
         penalty += _squares(W)
         for j in range(gb.shape[0]):
             gb[j] = np.sum(delta[:, j])
-        delta = np.dot(delta, W.T)
+        below = np.empty((delta.shape[0], W.shape[0]))
+        matmul_nt(delta, W, below)
+        delta = below
         _scale_by_derivative(delta, acts[layer - 1], settings.activation)
     W, _ = _weights(theta, dims, offsets, 0)
     penalty += _squares(W)
     return loss + 0.5 * l2 * penalty, delta
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, grad):
+def _mlp_loss_grad_source(X, Y, s, theta, dims, settings, metric, params, l2, count,
+                          grad):  # fmt: skip
     """Batch loss and its gradient (into ``grad``) with respect to ``theta``.
 
     ``X`` (b, d) float64, ``Y`` (b, n_outputs) 0/1 uint8, ``s`` (b,) weights
@@ -1713,13 +1776,16 @@ def mlp_loss_grad(X, Y, s, theta, dims, settings, metric, params, l2, count, gra
     """
     offsets = _layer_offsets(dims)
     W, b = _weights(theta, dims, offsets, 0)
-    Z1 = np.dot(X, W)
+    Z1 = np.empty((X.shape[0], W.shape[1]))
+    matmul(X, W, Z1)
     _add_bias(Z1, b)
-    loss, delta = upper_loss_grad(
+    loss, delta = upper_loss_grad(  # noqa: F821 (a global of each build: per_output)
         Z1, Y, s, theta, dims, settings, metric, params, l2, count, grad
     )
     gW, gb = _weights(grad, dims, offsets, 0)
-    _penalised_gradient(gW, np.dot(X.T, delta), l2, W)
+    product = np.empty(W.shape)
+    matmul_tn(X, delta, product)
+    _penalised_gradient(gW, product, l2, W)
     for j in range(gb.shape[0]):
         gb[j] = np.sum(delta[:, j])
     return loss
@@ -1779,8 +1845,8 @@ def batch_targets(Y, sw, order, start, stop):
     return Yb, sb, mass
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, state):
+def _mlp_epoch_source(X, Y, sw, scale, order, theta, dims, settings, metric, params,
+                      state):  # fmt: skip
     """One pass over the rows ``order`` in mini-batches, updating ``theta``
     and the optimiser's ``state`` in place.
 
@@ -1804,7 +1870,7 @@ def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, sta
             for j in range(d):
                 Xb[r, j] = X[i, j]
         count = mass * scale
-        loss = mlp_loss_grad(
+        loss = mlp_loss_grad(  # a global of each build (per_output)
             Xb, Yb, sb, theta, dims, settings, metric, params, settings.alpha / count,
             count, grad,
         )  # fmt: skip
@@ -1815,9 +1881,44 @@ def mlp_epoch(X, Y, sw, scale, order, theta, dims, settings, metric, params, sta
     return total / n
 
 
+# Each output layer gets builds of its own of the functions that run it: the
+# first fit compiles the layer it trains (a run-time branch compiled both).
+_OUTPUT_LAYERS = {
+    SIGMOID: ("_sigmoid", _sigmoid_output),
+    SOFTMAX: ("_softmax", _softmax_output),
+}
+_KERNEL = njit(cache=True, nogil=True, error_model="numpy")
+
+
+def per_output(source, jit, bindings):
+    """``{output code: build}``: ``source`` compiled by ``jit`` once per output
+    layer, with the globals ``bindings(code)`` (see :func:`_bound`)."""
+    return {
+        code: jit(_bound(source, suffix, {"_output_layer": layer, **bindings(code)}))
+        for code, (suffix, layer) in _OUTPUT_LAYERS.items()
+    }
+
+
+upper_loss_grads = per_output(_upper_loss_grad_source, _called, lambda code: {})
+_mlp_loss_grads = per_output(
+    _mlp_loss_grad_source,
+    _KERNEL,
+    lambda code: {"upper_loss_grad": upper_loss_grads[code]},
+)
+mlp_epochs = per_output(
+    _mlp_epoch_source, _KERNEL, lambda code: {"mlp_loss_grad": _mlp_loss_grads[code]}
+)
+
+
+def mlp_loss_grad(X, Y, s, theta, dims, settings, *args):
+    """The batch loss and its gradient (see ``_mlp_loss_grad_source``), by the
+    build of ``settings.output``'s layer."""
+    return _mlp_loss_grads[settings.output](X, Y, s, theta, dims, settings, *args)
+
+
 def mlp_weights(sample_weight):
     """``(w, scale)``: the sample weights divided by their largest value, and
-    that value (``inf`` where it overflows a float, see ``mlp_epoch``)."""
+    that value (``inf`` where it overflows a float, see ``_mlp_epoch_source``)."""
     scale = float(sample_weight.max())
     return sample_weight / scale, scale
 
@@ -1830,8 +1931,9 @@ class MLPBackend:
     what the loss uses; ``scale`` keeps the L2 penalty's scale).
     """
 
-    #: The compiled epoch: the sparse backend swaps it, with :meth:`_data`.
-    EPOCH = staticmethod(mlp_epoch)
+    #: The compiled epochs, by output layer (``MLPSettings.output``): the
+    #: sparse backend swaps them, with :meth:`_data`.
+    EPOCHS = mlp_epochs
 
     def __init__(self, X, Y, sample_weight):
         self._X = self._data(X)
@@ -1849,10 +1951,11 @@ class MLPBackend:
         (NaN if training diverged)."""
         args = (
             self._X, self._Y, self._sw, self._scale, order, theta, dims, settings,
-            cpu_metric(metric, settings.layout), metric.params, state,
+            cpu_metric(metric, settings.layout, settings.metric_k), metric.params,
+            state,
         )  # fmt: skip
         if self._kernel is None:
-            self._kernel = compiled_for(self.EPOCH, args)
+            self._kernel = compiled_for(self.EPOCHS[settings.output], args)
         # BLAS on several threads may split a product's sums differently:
         # one thread keeps the model independent of the thread count.
         with one_blas_thread():

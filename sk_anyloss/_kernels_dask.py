@@ -304,7 +304,7 @@ class LinearBackend:
             D = np.empty((K, K))
             work = np.empty(work_size(MATRIX, K))
         else:
-            compiled = cpu_metric(metric, target.layout)
+            compiled = cpu_metric(metric, target.layout, target.k)
         while state.counts[STATUS] == RUNNING:
             if isinstance(target, ClassesTarget):
                 C = self._softmax_pass(theta, target, amplifier, cpu.COUNTS, D)

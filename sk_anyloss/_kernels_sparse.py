@@ -50,12 +50,13 @@ from ._kernels_cpu import (
     batch_targets,
     label_width,
     n_chunks,
+    per_output,
     samples_row,
     softmax_block_counts,
     softmax_block_log_loss,
     softmax_block_terms,
     softmax_scratch,
-    upper_loss_grad,
+    upper_loss_grads,
 )
 
 
@@ -537,9 +538,9 @@ def _first_layer_grad(R, order, start, stop, delta, theta, n_out, l2, grad):
         grad[b0 + k] = s
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def mlp_epoch(R, Y, sw, scale, order, theta, dims, settings, metric, params, state):
-    """``_kernels_cpu.mlp_epoch`` on sparse rows ``R`` (CSR): the first
+def _mlp_epoch_source(R, Y, sw, scale, order, theta, dims, settings, metric, params,
+                      state):  # fmt: skip
+    """``_kernels_cpu._mlp_epoch_source`` on sparse rows ``R`` (CSR): the first
     layer's products from the nonzeros, the layers above as on dense data."""
     n = order.shape[0]
     n_out = dims[1]
@@ -555,7 +556,7 @@ def mlp_epoch(R, Y, sw, scale, order, theta, dims, settings, metric, params, sta
         l2 = settings.alpha / count
         Z1 = np.empty((stop - start, n_out))
         _first_layer(R, order, start, stop, theta, n_out, Z1)
-        loss, delta = upper_loss_grad(
+        loss, delta = upper_loss_grad(  # noqa: F821 (a global of each build: per_output)
             Z1, Yb, sb, theta, dims, settings, metric, params, l2, count, grad
         )
         _first_layer_grad(R, order, start, stop, delta, theta, n_out, l2, grad)
@@ -566,9 +567,16 @@ def mlp_epoch(R, Y, sw, scale, order, theta, dims, settings, metric, params, sta
     return total / n
 
 
+mlp_epochs = per_output(
+    _mlp_epoch_source,
+    njit(cache=True, nogil=True, error_model="numpy"),
+    lambda code: {"upper_loss_grad": upper_loss_grads[code]},
+)
+
+
 class MLPBackend(cpu.MLPBackend):
     """The MLP's mini-batch epochs over one sparse ``(X, Y)``, on the CPU:
     ``_kernels_cpu.MLPBackend`` with the sparse epoch."""
 
-    EPOCH = staticmethod(mlp_epoch)
+    EPOCHS = mlp_epochs
     _data = staticmethod(rows_of)

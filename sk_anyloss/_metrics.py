@@ -256,14 +256,15 @@ class Metric:
         fn.__qualname__ = qualname
         return jit(fn)
 
-    def forms(self, jit, qualname):
+    def forms(self, jit, qualname, array_form=None):
         """``(labels, matrix)``: the metric of several labels and of a
-        multiclass matrix (``_metrics_multi``), compiled with ``jit``."""
+        multiclass matrix (``_metrics_multi``), compiled with ``jit``, around
+        ``array_form`` (by default the array form compiled with ``jit``)."""
         from ._metrics_multi import build
 
-        return build(
-            jit, self.array_form(jit, qualname), self.name if self.joint else None
-        )
+        if array_form is None:
+            array_form = self.array_form(jit, qualname)
+        return build(jit, array_form, self.name if self.joint else None)
 
     def value(self, tn, fp, fn, tp):
         """The metric of a confusion matrix (plain Python)."""
