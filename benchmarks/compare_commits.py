@@ -7,6 +7,15 @@ machine at the same moments (a shared machine's speed drifts between runs
 more than the differences sought). Only the public API is used, so any two
 commits compare.
 
+A caveat: Numba's dispatcher caches argument types by a fingerprint that
+does not tell two NamedTuple classes of the same fields apart, so where both
+packages pass such a record (a target, settings) from Python to a kernel,
+the package that calls second takes Numba's slow typing path on every call
+(tens of microseconds). Calls from Python on every warm-up step made fits of
+breast cancer look 2x slower here (3.7 against 6.6 ms) when they were not (3.1
+against 4.5 ms, each package in a process of its own): check a difference in
+small fits in separate processes.
+
     python benchmarks/compare_commits.py 896d53a [--repeats 3]
 """
 

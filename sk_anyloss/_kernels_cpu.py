@@ -1899,14 +1899,25 @@ def per_output(source, jit, bindings):
     }
 
 
+# The layers above the first are compiled once and called (the sparse epoch
+# calls them too); the first layer's product is inlined into the epoch (a
+# kernel of its own there compiled the layers above into it once more) and
+# compiled as a kernel for the callers of ``mlp_loss_grad`` (tests, benchmarks).
 upper_loss_grads = per_output(_upper_loss_grad_source, _called, lambda code: {})
 _mlp_loss_grads = per_output(
     _mlp_loss_grad_source,
     _KERNEL,
     lambda code: {"upper_loss_grad": upper_loss_grads[code]},
 )
+_mlp_loss_grads_inline = per_output(
+    _mlp_loss_grad_source,
+    _inline,
+    lambda code: {"upper_loss_grad": upper_loss_grads[code]},
+)
 mlp_epochs = per_output(
-    _mlp_epoch_source, _KERNEL, lambda code: {"mlp_loss_grad": _mlp_loss_grads[code]}
+    _mlp_epoch_source,
+    _KERNEL,
+    lambda code: {"mlp_loss_grad": _mlp_loss_grads_inline[code]},
 )
 
 
