@@ -114,6 +114,20 @@ def report(runs, repeats):
             f"| {name} | {model} | {cache} | {med['import']:.2f} | "
             f"{med['first_fit']:.2f} ({cpu:.2f}) | {med['second_fit']:.3f} |"
         )
+    names = list(dict.fromkeys(name for name, _, _ in runs))
+    if len(names) == 2:
+        ours, other = names
+        lines += [
+            "",
+            f"Cold first fit, {ours} / {other}, run by run (each pair measured "
+            "back to back):",
+            "",
+        ]
+        for model in MODELS:
+            pairs = zip(runs[(ours, model, "cold")], runs[(other, model, "cold")])
+            ratios = [a["first_fit"] / b["first_fit"] for a, b in pairs]
+            shown = ", ".join(f"{r:.2f}" for r in ratios)
+            lines.append(f"- {model}: median {statistics.median(ratios):.2f} ({shown})")
     return "\n".join(lines)
 
 

@@ -12,9 +12,9 @@ does not tell two NamedTuple classes of the same fields apart, so where both
 packages pass such a record (a target, settings) from Python to a kernel,
 the package that calls second takes Numba's slow typing path on every call
 (tens of microseconds). Calls from Python on every warm-up step made fits of
-breast cancer look 2x slower here (3.7 against 6.6 ms) when they were not (3.1
-against 4.5 ms, each package in a process of its own): check a difference in
-small fits in separate processes.
+breast cancer look 2x slower here (3.7 against 6.6 ms) when they were not
+(3.0-3.2 against 3.1-4.8 ms, each package in a process of its own): check a
+difference in small fits in separate processes.
 
     python benchmarks/compare_commits.py 896d53a [--repeats 3]
 """
