@@ -13,9 +13,10 @@ it stay cacheable (a function pointer written into the code as a constant
 would not survive the next process).
 
 The operands are C-contiguous arrays of one floating type (float64 or
-float32); the callers own the shapes, which are checked only when the
-module's checks are on (``_CHECKED``, in the tests).  BLAS's integers are
-32-bit: every dimension here is at most a chunk of rows or a layer's width.
+float32), checked when a kernel compiles; their shapes are not checked at run
+time: the callers (private kernels) own them, and ``tests/test_blas.py``
+checks every shape class against ``np.dot``.  BLAS's integers are 32-bit:
+every dimension here is at most a chunk of rows, a batch or a layer's width.
 """
 
 import ctypes
