@@ -56,8 +56,9 @@ def _quiet_fit(model, *args, **kwargs):
 
 @pytest.mark.parametrize(
     "kind, average",
-    [("binary", None), ("multiclass", None), ("multilabel", None),
-     ("multilabel", "samples")],
+    [("binary", None), ("multilabel", None),
+     pytest.param("multiclass", None, marks=pytest.mark.long),
+     pytest.param("multilabel", "samples", marks=pytest.mark.long)],
 )  # fmt: skip
 def test_fit_on_the_cluster_is_the_in_memory_fit(client, kind, average):
     X, targets, sw = _data()
@@ -119,6 +120,7 @@ def test_bad_blocks_say_what_is_wrong(client):
         AnyLossMLPClassifier().fit(_blocks(X), _blocks(targets["binary"]))
 
 
+@pytest.mark.long
 def test_a_worker_killed_during_a_fit(client):
     X, targets, _ = _data(n=20_000, seed=3)
     Xd, yd = _blocks(X, 2000), _blocks(targets["binary"], 2000)
@@ -152,6 +154,7 @@ def test_a_worker_killed_during_a_fit(client):
     client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.long
 def test_grid_search_on_the_cluster(client):
     joblib = pytest.importorskip("joblib")
     from sklearn.model_selection import GridSearchCV
@@ -171,6 +174,7 @@ def test_grid_search_on_the_cluster(client):
     )
 
 
+@pytest.mark.long
 def test_mlp_through_incremental(client):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X, targets, _ = _data(seed=5)

@@ -139,6 +139,7 @@ def test_sparse_pass_is_the_dense_pass_and_ignores_the_thread_count(logistic):
     np.testing.assert_allclose(serial, dense, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.long
 def test_a_matrix_too_large_to_densify_trains():
     # 2,000 x 4,000,000: 64 GB dense; 20,000 nonzeros
     rng = np.random.default_rng(5)
@@ -184,7 +185,12 @@ def test_sparse_problem_target_is_the_dense_one():
 
 
 @pytest.mark.parametrize(
-    "kind, average", [("binary", None), ("multiclass", None), ("multilabel", "samples")]
+    "kind, average",
+    [
+        ("binary", None),
+        pytest.param("multiclass", None, marks=pytest.mark.long),
+        pytest.param("multilabel", "samples", marks=pytest.mark.long),
+    ],
 )
 def test_sparse_fits_do_not_depend_on_the_thread_count(kind, average):
     import numba
