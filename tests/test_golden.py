@@ -40,6 +40,15 @@ float32 data are multiplied in float32 since, and those models' loss curves
 moved by at most 7e-5 relative, their weights by at most 6e-4. The MLPs
 (whose output units use the same ``exp``) moved by at most 7e-16; multiclass
 models kept every bit.
+
+It was written again when ``exp_neg`` took ``n`` and ``2**n`` from the bits
+of a shifted sum and evaluated its float64 polynomial in Estrin's scheme
+(still within 1 ulp of the C library's ``exp``, a different ulp on about 5 %
+of arguments), and the labels pass summed its rows' terms in four
+interleaved partial sums: float64 linear models moved by at most 1.4e-10 in
+absolute value (2.3e-10 of the array's largest entry), float32 linear models
+(whose rows' terms kept every bit; only the sums' order changed) by at most
+5.7e-4 (9.4e-4 of the largest entry), the MLPs by at most 4.4e-16.
 """
 
 import importlib.util

@@ -323,6 +323,16 @@ def test_float32_exp_neg_is_within_an_ulp_of_the_c_library():
     assert np.isnan(out[2])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_neg_converts_no_float_to_an_integer(dtype):
+    # n and 2**n come from the bits of a shifted sum: a conversion from float
+    # to integer (which AVX2 cannot do on vectors) would leave lanes idle.
+    kernel = numba.njit(_exp_neg_many.py_func)
+    kernel(np.zeros(4, dtype))
+    ir = kernel.inspect_llvm(kernel.signatures[0])
+    assert "fptosi" not in ir and "fptoui" not in ir
+
+
 def test_exp_neg_below_its_range_and_at_nan():
     out = _exp_neg_many(np.array([-709.0, -800.0, -np.inf, np.nan]))
     # Below -708 the result is exp(-708) (normal), not a subnormal or zero.
