@@ -20,6 +20,7 @@ from textwrap import dedent
 from typing import NamedTuple
 
 import numpy as np
+from scipy.sparse import issparse
 from scipy.special import expit, log_expit, log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -239,6 +240,10 @@ def read_target(y, metric, average, classes=None):
     """``(classes_, Problem)`` of a validated target ``y`` for an estimator
     with ``metric`` and ``average``; with ``classes``, the classes of a
     previous ``partial_fit`` (labels outside them are an error)."""
+    if issparse(y):
+        # A sparse indicator matrix (scikit-learn's validation lets one
+        # through): the kernels read the labels dense, one byte each.
+        y = y.toarray()
     if y.ndim == 2 and y.shape[1] > 1:
         target_type = type_of_target(y)
         if target_type != "multilabel-indicator":
@@ -246,6 +251,13 @@ def read_target(y, metric, average, classes=None):
                 f"y of shape {y.shape} is a {target_type} target; the AnyLoss "
                 "estimators take a 1d target (binary or multiclass) or a "
                 "multilabel indicator matrix of 0 and 1 (n_samples, n_labels)."
+            )
+        values = np.unique(y)
+        if not np.isin(values, (0, 1)).all():
+            # type_of_target calls any two-valued integer matrix multilabel.
+            raise ValueError(
+                "A multilabel indicator y must hold only 0 and 1 (1: the sample "
+                f"has the label); got the values {values.tolist()!r}."
             )
         Y = np.ascontiguousarray(y, dtype=np.uint8)
         if classes is not None and classes.shape[0] != Y.shape[1]:

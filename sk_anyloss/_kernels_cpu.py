@@ -1721,8 +1721,9 @@ def _softmax_output(Z, Y, s, settings, metric, params, count, delta):
         softmax_metric_dz(P[i], A[i], tops[i], D[t], K, amplifier, u, delta[i])
         for k in range(K):
             delta[i, k] *= -s[i]
-        if log_loss != 0.0:
-            # -log p_t and its gradient p - e_t (p_t - 1 = -sum_{m != t} p_m)
+        if log_loss != 0.0 and s[i] > 0.0:
+            # -log p_t and its gradient p - e_t (p_t - 1 = -sum_{m != t} p_m);
+            # a row of weight 0 adds nothing (its class's mass may be 0).
             w = log_loss * s[i] / (K * mass[t])
             z = Z[i]
             top, total = softmax(z, K, u)

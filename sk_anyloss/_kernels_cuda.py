@@ -1050,7 +1050,8 @@ def _output_kernels(tpb):
             for k in range(K):
                 out[k] *= -s
             V[r] = 0.0
-            if log_loss != 0.0:
+            if log_loss != 0.0 and s > 0.0:
+                # A row of weight 0 adds nothing (its class's mass may be 0).
                 w = log_loss * s / (K * masses[t])
                 z = Z[o : o + K]
                 top, total = _softmax(z, K, u)

@@ -63,7 +63,13 @@ def rows_of(X, like, name):
     if hasattr(X, "to_dask_array") or isinstance(X, da.Array):
         X = as_array(X, name)
     else:
-        X = da.from_array(np.asarray(X), chunks=(like.chunks[0],) + X.shape[1:])
+        X = np.asarray(X)
+        if X.ndim == 0 or X.shape[0] != like.shape[0]:
+            raise ValueError(
+                f"{name} has {X.shape[0] if X.ndim else 'no'} rows; X has "
+                f"{like.shape[0]}: they must match."
+            )
+        X = da.from_array(X, chunks=(like.chunks[0],) + X.shape[1:])
     if X.shape[0] != like.shape[0]:
         raise ValueError(
             f"{name} has {X.shape[0]} rows; X has {like.shape[0]}: they must match."

@@ -350,18 +350,22 @@ _USER_METRICS = weakref.WeakKeyDictionary()
 def resolve_metric(metric, beta=1.0, average=None):
     """The :class:`Metric` of an estimator's ``metric`` parameter: a name of
     ``METRIC_NAMES`` or a user's function of ``(tn, fp, fn, tp)`` (read and
-    differentiated once per process and function), averaged by ``average``
-    over several classes or labels."""
+    differentiated once per process and function, and again after a global
+    value it reads has changed), averaged by ``average`` over several classes
+    or labels."""
     if not callable(metric):
         return Metric(metric, beta, average)
-    from ._user_metric import UserMetric
+    from ._user_metric import UserMetric, fingerprint
 
+    key = fingerprint(metric) if isinstance(metric, types.FunctionType) else None
     try:
-        user = _USER_METRICS[metric]
+        user, known = _USER_METRICS[metric]
+        if known != key:
+            raise KeyError(metric)
     except (KeyError, TypeError):  # TypeError: no weak reference to it
         user = UserMetric(metric)
         try:
-            _USER_METRICS[metric] = user
+            _USER_METRICS[metric] = (user, key)
         except TypeError:
             pass
     return user if average is None else user.with_average(average)

@@ -64,10 +64,13 @@ def _resolve_amplifier(amplifier, metric, kind):
 
 
 def _auto_log_loss_weight(metric, kind):
-    """``log_loss_weight="auto"`` for ``metric`` on a ``kind`` target."""
+    """``log_loss_weight="auto"`` for ``metric`` on a ``kind`` target (a
+    metric function gets 0; it may not even be hashable)."""
+    if not isinstance(metric, str):
+        return 0.0
     if kind == "multiclass" and metric in _AUTO_LOG_LOSS_WEIGHT_MULTICLASS:
         return _AUTO_LOG_LOSS_WEIGHT_MULTICLASS[metric]
-    return _AUTO_LOG_LOSS_WEIGHT.get(metric, 0.0) if isinstance(metric, str) else 0.0
+    return _AUTO_LOG_LOSS_WEIGHT.get(metric, 0.0)
 
 
 @fill_doc
@@ -456,6 +459,21 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         )  # fmt: skip
         known = self._known_classes(y, classes) if incremental else None
         classes_, problem = read_target(y, self.metric, self.average, known)
+        if (
+            self.warm_start
+            and not incremental
+            and hasattr(self, "coefs_")
+            and not (
+                problem.kind == self._target_kind
+                and np.array_equal(classes_, self.classes_)
+            )
+        ):
+            raise ValueError(
+                "warm_start=True continues the previous fit, whose target was "
+                f"{self._target_kind} with the classes {self.classes_!r}; this y is "
+                f"{problem.kind} with the classes {classes_!r}. Fit with the same "
+                "classes, or set warm_start=False to train a new network."
+            )
         self.classes_ = classes_
         self._target_kind = problem.kind
         K = problem.n_outputs
@@ -478,7 +496,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         rng = check_random_state(self.random_state)
         dims = np.array([X.shape[1], *hidden.tolist(), K], dtype=np.int64)
         reuse = (incremental or self.warm_start) and hasattr(self, "coefs_")
-        if reuse and [W.shape[0] for W in self.coefs_] + [K] != dims.tolist():
+        widths = [W.shape[0] for W in getattr(self, "coefs_", [])]
+        if reuse and widths + [self.coefs_[-1].shape[1]] != dims.tolist():
             raise ValueError(
                 "The network of the previous fit has another shape; use "
                 "warm_start=False or the same hidden_layer_sizes and classes."

@@ -35,6 +35,7 @@ the one it is selected on are one object.
 """
 
 import inspect
+import itertools
 import math
 import numbers
 import types
@@ -44,6 +45,7 @@ import numpy as np
 from ._metrics import Metric
 
 N_INPUTS = 4  # tn, fp, fn, tp
+_TRACES = itertools.count()  # numbers the traces of this process
 MAX_PATHS = 256  # branch combinations a function may take
 
 
@@ -315,8 +317,51 @@ def _symbolic(function, memo=None):
     swapped = types.FunctionType(
         function.__code__, env, function.__name__, function.__defaults__, cells
     )
+    swapped.__kwdefaults__ = function.__kwdefaults__
     memo[function] = swapped
     return swapped
+
+
+def fingerprint(function, seen=None):
+    """What the trace of ``function`` depends on besides its code: the values
+    of the globals and closure cells it reads and of its default arguments,
+    and the same of the user's functions it calls. Numbers, strings and
+    arrays count by value, other objects by identity. The trace writes those
+    values into the expression as constants, so a global that changed calls
+    for a new trace (``_metrics.resolve_metric``)."""
+    seen = set() if seen is None else seen
+    if function in seen:
+        return ("recursion", id(function))
+    seen.add(function)
+    env = function.__globals__
+    items = [
+        (name, _frozen(env[name], seen))
+        for name in sorted(set(_names(function.__code__)))
+        if name in env
+    ]
+    for cell in function.__closure__ or ():
+        try:
+            items.append(("<cell>", _frozen(cell.cell_contents, seen)))
+        except ValueError:  # an empty cell
+            items.append(("<cell>", None))
+    items.append(("<defaults>", _frozen(function.__defaults__, seen)))
+    items.append(("<kwdefaults>", _frozen(function.__kwdefaults__, seen)))
+    return (function.__code__, tuple(items))
+
+
+def _frozen(value, seen):
+    """``value`` as :func:`fingerprint` compares it."""
+    if value is None or isinstance(value, (numbers.Number, str, bytes)):
+        return (type(value), value)
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_frozen(v, seen) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((k, _frozen(v, seen)) for k, v in value.items()))
+    if isinstance(value, np.ndarray):
+        return (np.ndarray, value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, types.FunctionType):
+        return fingerprint(value, seen)
+    return ("object", id(value))
 
 
 def _names(code):
@@ -668,7 +713,9 @@ class UserMetric(Metric):
             raise TypeError(f"metric must be a name or a function, got {function!r}.")
         self.function = function
         self.name = getattr(function, "__qualname__", repr(function))
-        self.key = f"user_{id(function)}"
+        # One key per trace: a function traced again (a global it reads has
+        # changed) must not find the compiled forms of the old trace.
+        self.key = f"user_{id(function)}_{next(_TRACES)}"
         self.joint = False
         self.average = None
         self.params = np.zeros(2)
@@ -738,13 +785,19 @@ class UserMetric(Metric):
                 self._fail(counts, "its partial derivatives are not finite")
             # Slopes on each side: they differ from each other, and from the
             # partials, at a kink (a central difference would average them).
+            # Each is extrapolated from two steps (Richardson: 2 s(h/2) - s(h))
+            # so that the curvature's error, O(h), cancels: where a partial
+            # is 0 (at an extremum) a plain one-sided slope is that error.
             for side in (1.0, -1.0):
                 slopes = np.empty(4)
                 for k in range(4):
                     step = side * 1e-6 * max(counts[k], 1e-3 * scale)
-                    moved = counts.copy()
-                    moved[k] += step
-                    slopes[k] = (self._checked(moved)[0] - value) / step
+                    slope = []
+                    for h in (step, step / 2):
+                        moved = counts.copy()
+                        moved[k] += h
+                        slope.append((self._checked(moved)[0] - value) / h)
+                    slopes[k] = 2.0 * slope[1] - slope[0]
                 tolerance = (
                     1e-3 * (np.abs(exact) + np.abs(slopes))
                     + 1e-7 * (1.0 + abs(value)) / scale
@@ -776,13 +829,15 @@ class UserMetric(Metric):
         )
 
     def __reduce__(self):
-        return UserMetric, (self.function,)
+        # Through the per-process cache: the same trace in this process, a
+        # trace of its own in another; the average travels with it.
+        return _resolve, (self.function, self.average)
 
-    def __eq__(self, other):
-        return isinstance(other, UserMetric) and self.function is other.function
-
-    def __hash__(self):
-        return hash(self.key)
+    def __copy__(self):
+        # ``with_average``'s copy: the same trace (not ``__reduce__``'s).
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        return other
 
 
 def _check_arity(function):
@@ -798,3 +853,9 @@ def _check_arity(function):
             "four cells of the confusion matrix, f(tn, fp, fn, tp), as "
             "sklearn.metrics.confusion_matrix(...).ravel() gives them."
         ) from None
+
+
+def _resolve(function, average):
+    from ._metrics import resolve_metric
+
+    return resolve_metric(function, average=average)

@@ -19,8 +19,11 @@ their multiclass definitions, as the estimators train them; a denominator of
 zero gives the value 0, as scikit-learn's functions with ``zero_division=0``.
 """
 
+from numbers import Real
+
 import numpy as np
 from numba import njit
+from scipy.sparse import issparse
 from scipy.special import logit
 from sklearn.metrics import (
     accuracy_score,
@@ -57,8 +60,12 @@ __all__ = [
 ]
 
 
-def _binary_labels(y_true, y_pred, pos_label, sample_weight):
-    """Validated ``y_true == pos_label``, ``y_pred == pos_label`` and weights."""
+def _binary_labels(y_true, y_pred, pos_label, sample_weight, symmetric=False):
+    """Validated ``y_true == pos_label``, ``y_pred == pos_label`` and weights.
+
+    For a ``symmetric`` metric, whose value does not depend on which class is
+    positive, a ``pos_label`` that is not one of the labels stands for the
+    larger label instead of being an error."""
     check_consistent_length(y_true, y_pred, sample_weight)
     y_true = column_or_1d(y_true)
     y_pred = column_or_1d(y_pred)
@@ -67,6 +74,8 @@ def _binary_labels(y_true, y_pred, pos_label, sample_weight):
         raise ValueError(
             f"The metric is defined for binary targets; got the labels {labels!r}."
         )
+    if symmetric and pos_label not in labels:
+        pos_label = labels[-1]
     if labels.shape[0] == 2 and pos_label not in labels:
         raise ValueError(
             f"pos_label={pos_label!r} is not a valid label; it should be one of "
@@ -83,8 +92,9 @@ def _function_score(y_true, y_pred, *, metric, pos_label=1, sample_weight=None):
     return float(score_labels(t, p, metric=resolve_metric(metric), sample_weight=s))
 
 
-def _registry_score(metric, y_true, y_pred, pos_label, sample_weight, beta=1.0):
-    t, p, s = _binary_labels(y_true, y_pred, pos_label, sample_weight)
+def _registry_score(metric, y_true, y_pred, pos_label, sample_weight, beta=1.0,
+                    symmetric=False):  # fmt: skip
+    t, p, s = _binary_labels(y_true, y_pred, pos_label, sample_weight, symmetric)
     return float(score_labels(t, p, metric=metric, beta=beta, sample_weight=s))
 
 
@@ -102,7 +112,8 @@ def gmean_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
 
     pos_label : int, float, bool or str, default=1
         The positive class. The score is symmetric in the two classes, so
-        ``pos_label`` only needs to be one of the labels.
+        ``pos_label`` changes nothing (a value that is not one of the labels
+        is ignored).
 
     {sample_weight}
 
@@ -125,7 +136,9 @@ def gmean_score(y_true, y_pred, *, pos_label=1, sample_weight=None):
     >>> round(gmean_score(y_true, y_pred), 4)  # sqrt(3/4 * 1/2)
     0.6124
     """
-    return _registry_score("gmean", y_true, y_pred, pos_label, sample_weight)
+    return _registry_score(
+        "gmean", y_true, y_pred, pos_label, sample_weight, symmetric=True
+    )
 
 
 @fill_doc
@@ -181,7 +194,7 @@ _SCORE_FUNCTIONS = {
     "balanced_accuracy": (balanced_accuracy_score, False, {}),
     "f1": (f1_score, True, {"zero_division": 0.0}),
     "fbeta": (fbeta_score, True, {"zero_division": 0.0}),
-    "gmean": (gmean_score, True, {}),
+    "gmean": (gmean_score, False, {}),
     "mcc": (matthews_corrcoef, False, {}),
     "jaccard": (jaccard_score, True, {"zero_division": 0.0}),
     "cohen_kappa": (cohen_kappa_score, False, {"replace_undefined_by": 0.0}),
@@ -213,8 +226,8 @@ def _multi_target(y_true, y_pred):
     as 0/1 outputs (n, n_outputs), or ``None`` for a target of at most two
     classes (the binary metrics' own validation applies there)."""
     check_consistent_length(y_true, y_pred)
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
+    y_true = y_true.toarray() if issparse(y_true) else np.asarray(y_true)
+    y_pred = y_pred.toarray() if issparse(y_pred) else np.asarray(y_pred)
     if y_true.ndim == 2 and y_true.shape[1] > 1:
         if type_of_target(y_true) != "multilabel-indicator" or (
             y_pred.shape != y_true.shape
@@ -234,9 +247,14 @@ def _multi_target(y_true, y_pred):
     return "multiclass", y_true[:, None] == one_hot, y_pred[:, None] == one_hot
 
 
-def _score(y_true, y_pred, *, metric, beta=1.0, pos_label=1, average=None,
+def _score(y_true, y_pred, *, metric, beta=1.0, positive=1, average=None,
            sample_weight=None):  # fmt: skip
-    """The metric of hard labels of any target, as the estimators train it."""
+    """The metric of hard labels of any target, as the estimators train it;
+    ``positive`` is the scorer's ``pos_label``, under another name:
+    scikit-learn's scorers check a ``pos_label`` argument against the
+    estimator's classes even for the metrics that do not use it (which made
+    the symmetric metrics fail on labels without 1)."""
+    pos_label = positive
     multi = _multi_target(y_true, y_pred)
     if multi is None:
         if average is None:
@@ -316,8 +334,9 @@ def get_scorer(metric, *, beta=1.0, pos_label=1, average=None):
     ValueError
         If ``metric`` is not one of :func:`get_scorer_names`, or ``average``
         is not one of ``None``, ``"macro"``, ``"micro"``, ``"weighted"``,
-        ``"samples"``; when scoring, if ``average`` does not apply to the
-        metric or the target (as for the estimators).
+        ``"samples"``, or ``beta`` is not a positive finite number; when
+        scoring, if ``average`` does not apply to the metric or the target
+        (as for the estimators).
 
     Notes
     -----
@@ -364,8 +383,10 @@ def get_scorer(metric, *, beta=1.0, pos_label=1, average=None):
         raise ValueError(
             f"average must be None or one of {list(AVERAGES)!r}; got {average!r}."
         )
+    if not (isinstance(beta, Real) and 0 < beta < np.inf):
+        raise ValueError(f"beta must be a positive finite number; got {beta!r}.")
     return make_scorer(
-        _score, metric=metric, beta=beta, pos_label=pos_label, average=average
+        _score, metric=metric, beta=beta, positive=pos_label, average=average
     )
 
 
@@ -437,7 +458,7 @@ def anyloss(
     Raises
     ------
     ValueError
-        If ``metric`` is unknown, ``amplifier`` is not positive or
+        If ``metric`` is unknown, ``amplifier`` is not positive and finite or
         ``y_prob`` is not a vector of probabilities.
 
     See Also
@@ -460,8 +481,8 @@ def anyloss(
     0.279
     """
     check_metric_name(metric)  # a clear error for unknown names
-    if not amplifier > 0:
-        raise ValueError(f"amplifier must be positive; got {amplifier!r}.")
+    if not 0 < amplifier < np.inf:
+        raise ValueError(f"amplifier must be positive and finite; got {amplifier!r}.")
     y_true = column_or_1d(y_true)
     y_prob = np.asarray(y_prob, dtype=np.float64)
     if y_prob.ndim != 1:

@@ -353,6 +353,25 @@ def test_mlp_epoch_of_every_output_layer_follows_the_cpu(head, metric):
     np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
 
 
+def test_mlp_softmax_epoch_with_a_weightless_class_in_a_batch_follows_the_cpu():
+    # The first batch holds class 2 at weight 0 only: the log-loss term must
+    # skip those rows (their class's mass in the batch is 0), not give NaN.
+    n, K = 13, 3
+    X, _, sw, rng = _mlp_problem(n, 4, K, True, np.float32)
+    y = np.concatenate([[2, 2, 2], rng.integers(0, 2, n - 3)])
+    Y = np.eye(K, dtype=np.uint8)[y]
+    sw[1:3] = 0.0
+    dims = np.array([4, 5, K], dtype=np.int64)
+    theta = 0.5 * rng.standard_normal(int(((dims[:-1] + 1) * dims[1:]).sum()))
+    orders = [np.r_[1, 2, 3, 4, 5, 0, 6:n]]
+    args = (theta, dims, "tanh", 0, 5, orders, "f1", 0.7, "softmax")
+    expected = _mlp_epochs(cpu.MLPBackend(X, Y, sw), *args)
+    got = _mlp_epochs(gpu.MLPBackend(X, Y, sw), *args)
+    assert np.all(np.isfinite(expected[0])) and np.all(np.isfinite(expected[4]))
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[4], expected[4], rtol=1e-9)
+
+
 @pytest.mark.parametrize(
     "kind, metric, average",
     [

@@ -114,6 +114,9 @@ def test_bad_blocks_say_what_is_wrong(client):
     not_indicator = np.column_stack([targets["binary"], 2 * targets["binary"]])
     with pytest.raises(ValueError, match=r"indicator matrix of 0 and 1"):
         AnyLossClassifier().fit(_blocks(X), _blocks(not_indicator))
+    for y in (targets["binary"][:-7], np.int64(1)):  # in memory, not matching X
+        with pytest.raises(ValueError, match=r"y has (\d+|no) rows; X has"):
+            AnyLossClassifier().fit(_blocks(X), y)
     with pytest.raises(ValueError, match=r'device="cuda" takes in-memory data'):
         AnyLossClassifier(device="cuda").fit(_blocks(X), _blocks(targets["binary"]))
     with pytest.raises(TypeError, match=r"Incremental"):

@@ -103,8 +103,33 @@ def test_pos_label_with_string_labels():
     assert gmean_score(y_true, y_pred, pos_label="yes") == pytest.approx(
         gmean_score(y_true, y_pred, pos_label="no")
     )
+    # ... so a pos_label that is not a label changes nothing either
+    assert gmean_score(y_true, y_pred) == gmean_score(y_true, y_pred, pos_label="no")
     with pytest.raises(ValueError, match="pos_label=1 is not a valid label"):
-        gmean_score(y_true, y_pred)
+        fowlkes_mallows_index_score(y_true, y_pred)
+
+
+@pytest.mark.parametrize(
+    "name", ["accuracy", "balanced_accuracy", "mcc", "cohen_kappa", "gmean"]
+)
+def test_symmetric_scorers_take_any_labels(name):
+    # scikit-learn's scorers check a pos_label argument against the classes,
+    # even for metrics that do not use it: the symmetric metrics must score
+    # labels without 1 with the default pos_label (inside cross_val_score an
+    # error would become a NaN score).
+    y_true = np.array(["no", "no", "yes", "yes", "yes"])
+    y_pred = np.array(["no", "yes", "yes", "yes", "no"])
+    scorer = get_scorer(name)
+    value = scorer(_Fixed(y_pred, ("no", "yes")), None, y_true)
+    flipped = {"no": "yes", "yes": "no"}
+    swap = np.vectorize(flipped.get)
+    assert value == pytest.approx(
+        scorer(_Fixed(swap(y_pred), ("no", "yes")), None, swap(y_true))
+    )
+    codes = (y_true == "yes").astype(int) * 2  # labels {0, 2}
+    assert value == pytest.approx(
+        scorer(_Fixed((y_pred == "yes").astype(int) * 2, (0, 2)), None, codes)
+    )
 
 
 def test_gmean_and_fowlkes_mallows_by_definition():

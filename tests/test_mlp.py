@@ -3,7 +3,12 @@ import warnings
 import numpy as np
 import pytest
 from scipy.special import expit
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_wine,
+    make_classification,
+)
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import train_test_split
@@ -15,7 +20,11 @@ from sk_anyloss import METRIC_NAMES, AnyLossMLPClassifier
 from sk_anyloss._kernels_cpu import cpu_metric, mlp_forward, mlp_loss_grad
 from sk_anyloss._metrics import Metric
 from sk_anyloss._metrics_multi import JOINT, LABELS, MATRIX
-from sk_anyloss._mlp import _AUTO_LOG_LOSS_WEIGHT, _stratified_order
+from sk_anyloss._mlp import (
+    _AUTO_LOG_LOSS_WEIGHT,
+    _auto_log_loss_weight,
+    _stratified_order,
+)
 from sk_anyloss._optim import Optimizer
 from sk_anyloss._settings import ACTIVATION_CODES, SIGMOID, SOFTMAX, MLPSettings
 
@@ -369,6 +378,51 @@ def test_bad_data(cancer):
         _small().predict(X)
     with pytest.raises(ValueError, match="features"):
         _small(max_iter=2).fit(X, y).predict(X[:, :3])
+
+
+def test_warm_start_with_other_classes_or_layers_is_a_clear_error():
+    X, y = make_classification(300, 6, n_informative=4, n_classes=3, random_state=0)
+    for first, second in ((y % 2, y), (y, y % 2), (y, y + 3)):
+        clf = _small(max_iter=2, warm_start=True)
+        with pytest.warns(Warning):
+            clf.fit(X, first)
+        with pytest.raises(ValueError, match="warm_start=True continues"):
+            clf.fit(X, second)
+    clf.set_params(hidden_layer_sizes=(clf.coefs_[0].shape[1] + 1,))
+    with pytest.raises(ValueError, match="another shape"):
+        clf.fit(X, y)
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_zero_weights_leave_no_trace_in_multiclass_batches(incremental):
+    # Batches holding only zero-weight rows of a class: that class's mass in
+    # the batch is 0, and the log-loss term (on by default for F1) must skip
+    # the rows, not divide 0 by 0. Zero-weight rows change nothing at all.
+    X, y = make_classification(
+        400, 8, n_informative=5, n_classes=3, weights=[0.6, 0.38, 0.02],
+        random_state=0,
+    )  # fmt: skip
+    sw = np.random.default_rng(0).integers(0, 2, 400).astype(float)
+    rare = np.flatnonzero(y == 2)
+    sw[rare] = 0.0
+    sw[rare[0]] = 1.0  # every batch but one holds the rare class at weight 0
+    moved = X.copy()
+    moved[sw == 0] = np.random.default_rng(1).standard_normal(moved[sw == 0].shape)
+    models = []
+    for data in (X, moved):
+        clf = AnyLossMLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if incremental:
+                for _ in range(5):
+                    clf.partial_fit(data, y, classes=[0, 1, 2], sample_weight=sw)
+            else:
+                clf.fit(data, y, sample_weight=sw)
+        models.append(clf)
+    assert _auto_log_loss_weight("f1", "multiclass") > 0
+    for a, b in zip(models[0].coefs_, models[1].coefs_, strict=True):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
 
 
 def test_warm_start_continues_from_the_public_weights(cancer):

@@ -207,10 +207,28 @@ def test_bad_targets_and_averages_say_what_is_allowed(Estimator, iris, multilabe
         ({}, X, y, np.where(y == 1, 0.0, 1.0), r"zero|weight"),
         ({}, X2, np.column_stack([Y2, np.ones(150, int)]), None, r"Label 4 .* always"),
         ({"average": "median"}, X, y, None, r"average"),
+        # two-valued, so scikit-learn calls them multilabel indicators
+        ({}, X2, 2 * Y2 - 1, None, r"only 0 and 1 .* got the values \[-1, 1\]"),
+        ({}, X2, 2 * Y2, None, r"only 0 and 1 .* got the values \[0, 2\]"),
     ]
     for params, Xc, yc, sw, message in cases:
         with pytest.raises(ValueError, match=message):
             _fit(_quick(Estimator, **params), Xc, yc, sample_weight=sw)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_a_sparse_indicator_target_is_the_dense_one(Estimator, multilabel):
+    # scikit-learn's validation passes a sparse y through (MLPClassifier
+    # trains on one); so do the scorers.
+    from scipy import sparse
+
+    X, Y = multilabel
+    dense = _fit(_quick(Estimator), X, Y)
+    for Ys in (sparse.csr_matrix(Y), sparse.csc_matrix(Y)):
+        model = _fit(_quick(Estimator), X, Ys)
+        np.testing.assert_array_equal(model.predict_proba(X), dense.predict_proba(X))
+        scorer = get_scorer("f1", average="macro")
+        assert scorer(model, X, Ys) == scorer(dense, X, Y)
 
 
 def test_scorer_rejects_bad_averages(iris):

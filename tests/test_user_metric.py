@@ -310,7 +310,59 @@ def test_pickling(cancer, tmp_path):
 
 def test_resolved_once_per_function():
     assert resolve_metric(youden) is resolve_metric(youden)
-    assert pickle.loads(pickle.dumps(resolve_metric(youden))) == resolve_metric(youden)
+    assert pickle.loads(pickle.dumps(resolve_metric(youden))) is resolve_metric(youden)
+    macro = pickle.loads(pickle.dumps(resolve_metric(youden, average="macro")))
+    assert macro.average == "macro" and macro.function is youden
+
+
+COST_OF_A_FALSE_ALARM = 1.0
+
+
+def utility(tn, fp, fn, tp):
+    return 10 * tp - COST_OF_A_FALSE_ALARM * fp - 3 * fn
+
+
+def test_a_global_that_changed_is_read_again(cancer, monkeypatch):
+    # The trace writes the global's value into the expression: a new value
+    # must give a new trace (and new compiled forms), as a call would see it.
+    X, y = cancer
+    cheap = resolve_metric(utility)
+    assert resolve_metric(utility) is cheap
+    positives = AnyLossClassifier(metric=utility).fit(X, y).predict(X).sum()
+    monkeypatch.setitem(globals(), "COST_OF_A_FALSE_ALARM", 200.0)
+    dear = resolve_metric(utility)
+    assert dear is not cheap and dear != cheap
+    assert dear.value(10.0, 20.0, 30.0, 40.0) == utility(10.0, 20.0, 30.0, 40.0)
+    model = AnyLossClassifier(metric=utility).fit(X, y)
+    assert model.predict(X).sum() < positives
+    tn, fp, fn, tp = confusion_matrix(y, model.predict(X)).ravel()
+    assert get_scorer(utility)(model, X, y) == pytest.approx(utility(tn, fp, fn, tp))
+
+
+def phi_squared(tn, fp, fn, tp):
+    return (tp * tn - fp * fn) ** 2 / ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+
+
+def squared_youden(tn, fp, fn, tp):
+    return (tp / (tp + fn) + tn / (tn + fp) - 1) ** 2
+
+
+def weighted_jaccard(tn, fp, fn, tp, *, weight=2.0):
+    return weight * tp / (tp + fp + fn)
+
+
+@pytest.mark.parametrize("function", [phi_squared, squared_youden, weighted_jaccard])
+def test_smooth_functions_train(cancer, function):
+    # phi^2 and J^2 have zero partials where training starts (the check of
+    # differentiability must not take curvature for a kink); a keyword-only
+    # default must survive the tracing.
+    X, y = cancer
+    model = AnyLossClassifier(metric=function, max_iter=20).fit(X, y)
+    assert np.all(np.isfinite(model.coef_))
+    metric = resolve_metric(function)
+    assert metric.value(10.0, 20.0, 30.0, 40.0) == pytest.approx(
+        function(10.0, 20.0, 30.0, 40.0)
+    )
 
 
 # -- functions that cannot be trained on -----------------------------------
@@ -380,6 +432,22 @@ def test_functions_that_cannot_train_are_clear_errors_before_training(
     for Estimator in (AnyLossClassifier, AnyLossMLPClassifier):
         with pytest.raises(ValueError, match=message):
             Estimator(metric=function, max_iter=1).fit(X, y)
+
+
+class _Cost:
+    # A callable object, not a function (and not hashable, as a dataclass).
+    __hash__ = None
+
+    def __call__(self, tn, fp, fn, tp):
+        return tp - fp
+
+
+@pytest.mark.parametrize("Estimator", [AnyLossClassifier, AnyLossMLPClassifier])
+def test_a_callable_object_is_a_clear_error(Estimator):
+    X, y = make_classification(200, 5, n_informative=3, n_classes=3, random_state=0)
+    for target in (y, y % 2):
+        with pytest.raises(ValueError, match="must be a Python function"):
+            Estimator(metric=_Cost(), max_iter=1).fit(X, target)
 
 
 def test_a_name_that_is_not_a_metric_still_lists_the_names(cancer):
