@@ -12,6 +12,7 @@ suite of real datasets is ``benchmarks/run_suite.py``.
 """
 
 import argparse
+import os
 import time
 
 from . import _demo
@@ -41,15 +42,21 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     parser.add_argument("--plot", metavar="PATH", help="save the plot to PATH (png)")
     args = parser.parse_args(argv)
-    if args.folds < 2:
-        parser.error("--folds must be at least 2")
+    X, y = _demo.demo_data()
+    smallest = int(min(y.sum(), (1 - y).sum()))
+    if not 2 <= args.folds <= smallest:
+        parser.error(
+            f"--folds must be between 2 and {smallest} (the images of the "
+            "smaller class: each fold needs one)"
+        )
     if args.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             parser.exit(2, "sk-anyloss: error: --plot needs matplotlib\n")
-
-    X, y = _demo.demo_data()
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            parser.error(f"--plot: the folder {folder} does not exist")
     print(
         f"Data: scikit-learn's handwritten digits, {X.shape[0]} images of "
         f"{X.shape[1]} pixels; the positive class is the digit "

@@ -236,6 +236,18 @@ def resolve_average(kind, metric, average):
     return average
 
 
+def check_indicator(Y, name):
+    """A ``ValueError`` unless the multilabel indicator matrix ``Y`` holds
+    only 0 and 1 (scikit-learn's ``type_of_target`` calls any two-valued
+    integer matrix, such as -1/1, a multilabel indicator)."""
+    if not ((Y == 0) | (Y == 1)).all():
+        values = np.unique(Y)
+        raise ValueError(
+            f"A multilabel indicator {name} must hold only 0 and 1 (1: the sample "
+            f"has the label); got the values {values.tolist()!r}."
+        )
+
+
 def read_target(y, metric, average, classes=None):
     """``(classes_, Problem)`` of a validated target ``y`` for an estimator
     with ``metric`` and ``average``; with ``classes``, the classes of a
@@ -252,13 +264,7 @@ def read_target(y, metric, average, classes=None):
                 "estimators take a 1d target (binary or multiclass) or a "
                 "multilabel indicator matrix of 0 and 1 (n_samples, n_labels)."
             )
-        values = np.unique(y)
-        if not np.isin(values, (0, 1)).all():
-            # type_of_target calls any two-valued integer matrix multilabel.
-            raise ValueError(
-                "A multilabel indicator y must hold only 0 and 1 (1: the sample "
-                f"has the label); got the values {values.tolist()!r}."
-            )
+        check_indicator(y, "y")
         Y = np.ascontiguousarray(y, dtype=np.uint8)
         if classes is not None and classes.shape[0] != Y.shape[1]:
             raise ValueError(
@@ -406,7 +412,14 @@ def outputs_of_scores(scores, kind):
         Y = np.zeros(scores.shape, dtype=np.uint8)
         Y[np.arange(scores.shape[0]), np.argmax(scores, axis=1)] = 1
         return Y
-    return (expit(scores) >= 0.5).reshape(scores.shape[0], -1).astype(np.uint8)
+    return _positive(scores).reshape(scores.shape[0], -1).astype(np.uint8)
+
+
+def _positive(scores):
+    """``sigmoid(z) >= 1/2``, in float64 as ``predict_proba`` computes: in
+    float32, ``sigmoid`` rounds to exactly 1/2 for ``|z|`` up to about 1e-7,
+    and ``predict`` disagreed there with ``predict_proba``."""
+    return expit(np.asarray(scores, dtype=np.float64)) >= 0.5
 
 
 def labels_from_scores(scores, classes, kind):
@@ -415,7 +428,7 @@ def labels_from_scores(scores, classes, kind):
     score (multiclass): the decision rules the models are trained for."""
     if kind == "multiclass":
         return classes[np.argmax(scores, axis=1)]
-    positive = expit(scores) >= 0.5
+    positive = _positive(scores)
     if kind == "binary":
         return classes[positive.astype(np.intp)]
     return positive.astype(int)

@@ -27,6 +27,7 @@ from . import _kernels_cpu as cpu
 from ._backend import cpu_kernel
 from ._base import (
     Problem,
+    check_indicator,
     check_target_masses,
     encode_target,
     resolve_average,
@@ -111,11 +112,7 @@ def _validated_X(estimator, X):
 def _check_indicator(block):
     """A block of a 2d ``y``: a multilabel indicator matrix of 0 and 1, as
     an in-memory ``y`` must be."""
-    if not np.all((block == 0) | (block == 1)):
-        raise ValueError(
-            "A 2d y must be a multilabel indicator matrix of 0 and 1 (n_samples, "
-            "n_labels); a block of it holds other values."
-        )
+    check_indicator(block, "y")
     return block.astype(np.uint8)
 
 

@@ -85,6 +85,10 @@ def lbfgs_warm_up(loss_and_gradient, theta, max_iter):
     return result.x, result.fun
 
 
+# The largest max_iter (80 MB of loss curve).
+MAX_ITER = 10_000_000
+
+
 @fill_doc
 class AnyLossClassifier(AnyLossEstimator):
     """Linear classifier trained to maximise a confusion-matrix metric.
@@ -166,7 +170,9 @@ class AnyLossClassifier(AnyLossEstimator):
         (``warmup_iter=0``), 0.01 was the better step.
 
     max_iter : int, default=1000
-        Maximum number of iterations (full passes over the data).
+        Maximum number of iterations (full passes over the data), at most
+        10,000,000: the loss of every iteration is kept (``loss_curve_``),
+        in memory allocated when the fit starts.
 
     tol : float or None, default=1e-3
         Training stops when the loss (``1 - metric``, between 0 and 1, plus
@@ -238,6 +244,9 @@ class AnyLossClassifier(AnyLossEstimator):
 
     _parameter_constraints = {
         **SHARED_PARAMETER_CONSTRAINTS,
+        # The backends keep the loss of every iteration (loss_curve_) in an
+        # array allocated for max_iter of them.
+        "max_iter": [Interval(Integral, 1, MAX_ITER, closed="both")],
         "warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"adam", "gd"})],
@@ -345,6 +354,18 @@ class AnyLossClassifier(AnyLossEstimator):
             warnings.warn(
                 f"AnyLossClassifier: maximum iterations ({self.max_iter}) reached "
                 "and the loss has not converged yet. Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        first, last = (curve[0], curve[-1]) if len(curve) else (0.0, 0.0)
+        if last > first + 0.01 * max(1.0, abs(first)):
+            # The steps overshoot: typically features on large scales, where a
+            # step of learning_rate_init saturates the soft predictions.
+            warnings.warn(
+                f"AnyLossClassifier: the metric loop ended at a loss ({last:.4g}) "
+                f"above the one it started from ({first:.4g}): its steps are too "
+                "large for the scale of the features. Standardise the features "
+                "(e.g. with StandardScaler) or lower learning_rate_init.",
                 ConvergenceWarning,
                 stacklevel=2,
             )

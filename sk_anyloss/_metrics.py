@@ -26,6 +26,7 @@ normalised to sum to one (see the backends), the sums are far above ``EPS``.
 import copy
 import functools
 import math
+import threading
 import types
 import weakref
 
@@ -344,30 +345,36 @@ def _python_forms(metric):
     return metric.forms(_identity, f"python_metric_{metric.key}")
 
 
+# function -> {fingerprint: UserMetric}, the traces of each user's function
+# (a few, for globals that alternate between values).
 _USER_METRICS = weakref.WeakKeyDictionary()
+_TRACES_PER_FUNCTION = 8
+_USER_LOCK = threading.RLock()
 
 
 def resolve_metric(metric, beta=1.0, average=None):
     """The :class:`Metric` of an estimator's ``metric`` parameter: a name of
     ``METRIC_NAMES`` or a user's function of ``(tn, fp, fn, tp)`` (read and
-    differentiated once per process and function, and again after a global
-    value it reads has changed), averaged by ``average`` over several classes
-    or labels."""
+    differentiated once per process, function and values of the globals it
+    reads, see ``_user_metric.fingerprint``), averaged by ``average`` over
+    several classes or labels."""
     if not callable(metric):
         return Metric(metric, beta, average)
     from ._user_metric import UserMetric, fingerprint
 
-    key = fingerprint(metric) if isinstance(metric, types.FunctionType) else None
-    try:
-        user, known = _USER_METRICS[metric]
-        if known != key:
-            raise KeyError(metric)
-    except (KeyError, TypeError):  # TypeError: no weak reference to it
-        user = UserMetric(metric)
-        try:
-            _USER_METRICS[metric] = (user, key)
-        except TypeError:
-            pass
+    with _USER_LOCK:  # one trace (and one compilation) per key, not per thread
+        if not isinstance(metric, types.FunctionType):
+            user = UserMetric(metric)  # raises the error that says why
+        else:
+            key = fingerprint(metric)
+            traces = _USER_METRICS.setdefault(metric, {})
+            user = traces.get(key)
+            if user is None:
+                user = UserMetric(metric)
+                # Keyed by the values after the trace (which ran the function).
+                traces[fingerprint(metric)] = user
+                while len(traces) > _TRACES_PER_FUNCTION:
+                    del traces[next(iter(traces))]
     return user if average is None else user.with_average(average)
 
 

@@ -452,10 +452,13 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                 "each block (see the user guide's scaling-out page). Prediction "
                 "takes Dask arrays."
             )
-        first_call = not (incremental and hasattr(self, "coefs_"))
+        # A fit that continues the network (partial_fit, warm_start) checks X
+        # against the features it was trained on, as MLPClassifier does, and
+        # leaves the model as it was if they differ.
+        continues = (incremental or self.warm_start) and hasattr(self, "coefs_")
         X, y = validate_data(
             self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
-            order="C", reset=first_call, multi_output=True,
+            order="C", reset=not continues, multi_output=True,
         )  # fmt: skip
         known = self._known_classes(y, classes) if incremental else None
         classes_, problem = read_target(y, self.metric, self.average, known)
@@ -544,6 +547,19 @@ class AnyLossMLPClassifier(AnyLossEstimator):
                     f"cannot be trained on: {exc} Lower validation_fraction, or "
                     "turn early_stopping off."
                 ) from None
+            try:
+                check_target_weights(problem._replace(Y=y_val), sw_val, self.classes_)
+            except ValueError as exc:
+                # The metric of the split then ignores that class (F1 of a
+                # binary target is 0 whatever the model): no signal to stop on.
+                warnings.warn(
+                    f"Early stopping's validation split (validation_fraction="
+                    f"{self.validation_fraction}) does not hold every class: {exc} "
+                    "Its score may not move, and training may stop after its first "
+                    "epochs. Raise validation_fraction, or turn early_stopping off.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size

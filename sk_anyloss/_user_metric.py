@@ -34,6 +34,8 @@ The same generated code scores hard predictions
 the one it is selected on are one object.
 """
 
+import dis
+import hashlib
 import inspect
 import itertools
 import math
@@ -325,10 +327,14 @@ def _symbolic(function, memo=None):
 def fingerprint(function, seen=None):
     """What the trace of ``function`` depends on besides its code: the values
     of the globals and closure cells it reads and of its default arguments,
-    and the same of the user's functions it calls. Numbers, strings and
-    arrays count by value, other objects by identity. The trace writes those
-    values into the expression as constants, so a global that changed calls
-    for a new trace (``_metrics.resolve_metric``)."""
+    and the same of the user's functions it calls. The trace writes those
+    values into the expression as constants, so a changed value calls for a
+    new trace (``_metrics.resolve_metric``).
+
+    Numbers, strings, tuples of them and small NumPy arrays (by a digest of
+    their bytes) count by value; other objects by identity: a list or dict
+    changed in place, or an attribute of an object (``config.cost``), is not
+    seen (it would take walking arbitrary objects on every fit)."""
     seen = set() if seen is None else seen
     if function in seen:
         return ("recursion", id(function))
@@ -336,7 +342,7 @@ def fingerprint(function, seen=None):
     env = function.__globals__
     items = [
         (name, _frozen(env[name], seen))
-        for name in sorted(set(_names(function.__code__)))
+        for name in sorted(set(_global_loads(function.__code__)))
         if name in env
     ]
     for cell in function.__closure__ or ():
@@ -345,23 +351,37 @@ def fingerprint(function, seen=None):
         except ValueError:  # an empty cell
             items.append(("<cell>", None))
     items.append(("<defaults>", _frozen(function.__defaults__, seen)))
-    items.append(("<kwdefaults>", _frozen(function.__kwdefaults__, seen)))
+    kwdefaults = sorted((function.__kwdefaults__ or {}).items())
+    items.append(("<kwdefaults>", _frozen(tuple(kwdefaults), seen)))
     return (function.__code__, tuple(items))
 
 
+# Arrays up to this many bytes count by a digest of their contents.
+_DIGEST_BYTES = 1 << 20
+
+
 def _frozen(value, seen):
-    """``value`` as :func:`fingerprint` compares it."""
+    """``value`` as :func:`fingerprint` compares it (hashable)."""
     if value is None or isinstance(value, (numbers.Number, str, bytes)):
         return (type(value), value)
-    if isinstance(value, (tuple, list)):
-        return (type(value), tuple(_frozen(v, seen) for v in value))
-    if isinstance(value, dict):
-        return (dict, tuple((k, _frozen(v, seen)) for k, v in value.items()))
-    if isinstance(value, np.ndarray):
-        return (np.ndarray, value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, tuple):  # immutable: no cycle without a list or dict
+        return (tuple, tuple(_frozen(v, seen) for v in value))
+    if isinstance(value, np.ndarray) and value.nbytes <= _DIGEST_BYTES:
+        digest = hashlib.blake2b(np.ascontiguousarray(value).tobytes()).digest()
+        return (np.ndarray, value.dtype.str, value.shape, digest)
     if isinstance(value, types.FunctionType):
         return fingerprint(value, seen)
     return ("object", id(value))
+
+
+def _global_loads(code):
+    """Names ``code`` (and the code nested in it) loads as globals."""
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            yield instruction.argval
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_loads(const)
 
 
 def _names(code):

@@ -39,7 +39,7 @@ from sklearn.utils import check_consistent_length, column_or_1d
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
-from ._base import AVERAGES, fill_doc, resolve_average
+from ._base import AVERAGES, check_indicator, fill_doc, resolve_average
 from ._kernels_cpu import amplified
 from ._metrics import (
     METRIC_NAMES,
@@ -237,6 +237,7 @@ def _multi_target(y_true, y_pred):
                 f"y_pred one of the same shape; got {type_of_target(y_true)} of "
                 f"shape {y_true.shape} and y_pred of shape {y_pred.shape}."
             )
+        check_indicator(y_true, "y_true")
         return "multilabel", y_true, (y_pred != 0).astype(np.float64)
     y_true = column_or_1d(y_true)
     y_pred = column_or_1d(y_pred)
@@ -247,14 +248,9 @@ def _multi_target(y_true, y_pred):
     return "multiclass", y_true[:, None] == one_hot, y_pred[:, None] == one_hot
 
 
-def _score(y_true, y_pred, *, metric, beta=1.0, positive=1, average=None,
+def _score(y_true, y_pred, *, metric, beta=1.0, pos_label=1, average=None,
            sample_weight=None):  # fmt: skip
-    """The metric of hard labels of any target, as the estimators train it;
-    ``positive`` is the scorer's ``pos_label``, under another name:
-    scikit-learn's scorers check a ``pos_label`` argument against the
-    estimator's classes even for the metrics that do not use it (which made
-    the symmetric metrics fail on labels without 1)."""
-    pos_label = positive
+    """The metric of hard labels of any target, as the estimators train it."""
     multi = _multi_target(y_true, y_pred)
     if multi is None:
         if average is None:
@@ -270,7 +266,10 @@ def _score(y_true, y_pred, *, metric, beta=1.0, positive=1, average=None,
             if metric == "fbeta":
                 kwargs["beta"] = beta
             return float(func(y_true, y_pred, sample_weight=sample_weight, **kwargs))
-        t, p, sample_weight = _binary_labels(y_true, y_pred, pos_label, sample_weight)
+        # Averaged over both classes: which one is positive changes nothing.
+        t, p, sample_weight = _binary_labels(
+            y_true, y_pred, pos_label, sample_weight, symmetric=True
+        )
         kind, Y_true, Y_pred = "binary", t[:, None], p[:, None]
     else:
         kind, Y_true, Y_pred = multi
@@ -279,6 +278,19 @@ def _score(y_true, y_pred, *, metric, beta=1.0, positive=1, average=None,
     average = resolve_average(kind, metric, average)
     m = resolve_metric(metric, beta, average)
     return m.of_predictions(kind, Y_true, Y_pred, sample_weight)
+
+
+def _score_any_labels(y_true, y_pred, *, metric, beta=1.0, average=None,
+                      sample_weight=None):  # fmt: skip
+    """:func:`_score` of a metric that does not depend on which class is
+    positive (a symmetric one, or an average over the classes). It has no
+    ``pos_label`` parameter: scikit-learn's scorers check one (or its
+    default) against the estimator's classes, which refused binary labels
+    without 1."""
+    return _score(
+        y_true, y_pred, metric=metric, beta=beta, pos_label=None, average=average,
+        sample_weight=sample_weight,
+    )  # fmt: skip
 
 
 @fill_doc
@@ -306,10 +318,11 @@ def get_scorer(metric, *, beta=1.0, pos_label=1, average=None):
 
     pos_label : int, float, bool or str, default=1
         The positive class, for the metrics that depend on which class is
-        positive (``"f1"``, ``"fbeta"``, ``"jaccard"``,
-        ``"fowlkes_mallows"``). The estimators' positive class is
-        ``classes_[1]``, the larger label: pass it here when the labels are not
-        ``{0, 1}``. The other metrics are symmetric in the two classes. Unused
+        positive (``"f1"``, ``"fbeta"``, ``"jaccard"``, ``"fowlkes_mallows"``,
+        metric functions). The estimators' positive class is ``classes_[1]``,
+        the larger label: pass it here when the labels are not ``{0, 1}``.
+        The other metrics are symmetric in the two classes. Unused with
+        ``average`` (which averages over both classes of a binary target) and
         for multiclass and multilabel targets.
 
     {average}
@@ -385,9 +398,11 @@ def get_scorer(metric, *, beta=1.0, pos_label=1, average=None):
         )
     if not (isinstance(beta, Real) and 0 < beta < np.inf):
         raise ValueError(f"beta must be a positive finite number; got {beta!r}.")
-    return make_scorer(
-        _score, metric=metric, beta=beta, positive=pos_label, average=average
-    )
+    if average is None and (callable(metric) or _SCORE_FUNCTIONS[metric][1]):
+        return make_scorer(
+            _score, metric=metric, beta=beta, pos_label=pos_label, average=average
+        )
+    return make_scorer(_score_any_labels, metric=metric, beta=beta, average=average)
 
 
 @njit(cache=True)

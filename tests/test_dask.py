@@ -112,7 +112,7 @@ def test_bad_blocks_say_what_is_wrong(client):
         AnyLossClassifier().fit(_blocks(bad), _blocks(targets["binary"]))
     assert str(on_cluster.value) == str(in_memory.value)
     not_indicator = np.column_stack([targets["binary"], 2 * targets["binary"]])
-    with pytest.raises(ValueError, match=r"indicator matrix of 0 and 1"):
+    with pytest.raises(ValueError, match=r"indicator y must hold only 0 and 1"):
         AnyLossClassifier().fit(_blocks(X), _blocks(not_indicator))
     for y in (targets["binary"][:-7], np.int64(1)):  # in memory, not matching X
         with pytest.raises(ValueError, match=r"y has (\d+|no) rows; X has"):

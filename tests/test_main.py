@@ -1,5 +1,6 @@
 """The main job (python -m sk_anyloss) and the comparison it runs (_demo)."""
 
+import re
 import subprocess
 import sys
 
@@ -84,3 +85,15 @@ def test_module_entry_point_rejects_unknown_metric():
         text=True,
     )
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_bad_folds_and_plot_folders_are_refused_before_any_fit(tmp_path, capsys):
+    for argv, message in [
+        (["--folds", "1"], r"--folds must be between 2 and 174"),
+        (["--folds", "5000"], r"--folds must be between 2 and 174"),
+        (["--plot", str(tmp_path / "missing" / "out.png")], r"folder .* not exist"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["--models", "linear", *argv])
+        assert exit_.value.code == 2
+        assert re.search(message, capsys.readouterr().err)

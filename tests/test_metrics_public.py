@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
+from sklearn.metrics import f1_score, precision_score, recall_score
 from sklearn.metrics import get_scorer as sklearn_get_scorer
-from sklearn.metrics import precision_score, recall_score
 
 from sk_anyloss import METRIC_NAMES, AnyLossClassifier
 from sk_anyloss._metrics import score_labels
@@ -107,6 +107,33 @@ def test_pos_label_with_string_labels():
     assert gmean_score(y_true, y_pred) == gmean_score(y_true, y_pred, pos_label="no")
     with pytest.raises(ValueError, match="pos_label=1 is not a valid label"):
         fowlkes_mallows_index_score(y_true, y_pred)
+
+
+def test_a_pos_label_that_is_not_a_class_is_refused_on_any_fold():
+    # A fold whose truth and predictions hold one label must not score a typo.
+    only_no = np.array(["no"] * 5)
+    for scorer in (get_scorer("f1", pos_label="Yes"), get_scorer(_tp_rate)):
+        with pytest.raises(ValueError, match="pos_label"):
+            scorer(_Fixed(only_no, ("no", "yes")), None, only_no)
+
+
+def test_scorers_refuse_indicators_other_than_0_1():
+    y_true = np.array([[0, 2], [2, 0], [2, 2]])
+    with pytest.raises(ValueError, match=r"only 0 and 1 .*\[0, 2\]"):
+        get_scorer("f1")(_Fixed(y_true // 2), None, y_true)
+
+
+def test_an_average_over_both_classes_takes_any_labels():
+    y_true = np.array(["no", "no", "yes", "yes", "yes"])
+    y_pred = np.array(["no", "yes", "yes", "yes", "no"])
+    value = get_scorer("f1", average="macro")(
+        _Fixed(y_pred, ("no", "yes")), None, y_true
+    )
+    assert value == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+
+
+def _tp_rate(tn, fp, fn, tp):
+    return tp / (tp + fn)
 
 
 @pytest.mark.parametrize(

@@ -388,6 +388,10 @@ def test_warm_start_with_other_classes_or_layers_is_a_clear_error():
             clf.fit(X, first)
         with pytest.raises(ValueError, match="warm_start=True continues"):
             clf.fit(X, second)
+    with pytest.raises(ValueError, match="has 7 features, but .* expecting 6"):
+        clf.fit(np.column_stack([X, X[:, 0]]), y)
+    assert clf.n_features_in_ == 6  # the model is as it was
+    assert clf.predict(X).shape == (300,)
     clf.set_params(hidden_layer_sizes=(clf.coefs_[0].shape[1] + 1,))
     with pytest.raises(ValueError, match="another shape"):
         clf.fit(X, y)
@@ -469,3 +473,13 @@ def test_auto_amplifier_is_the_target_default_and_equals_passing_it(
     assert pinned.amplifier_ == expected
     for a, b in zip(auto.coefs_, pinned.coefs_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_validation_split_without_a_class_is_warned_about():
+    rng = np.random.RandomState(0)
+    X = rng.randn(1000, 4)
+    y = np.zeros(1000, int)
+    y[:4] = 1  # too few positives for the 10 % validation split to hold one
+    X[:4, 0] += 4
+    with pytest.warns(UserWarning, match="validation split .* does not hold every"):
+        _small(early_stopping=True, max_iter=3).fit(X, y)

@@ -287,3 +287,34 @@ def test_mlp_does_not_depend_on_the_blas_thread_count():
             coefs.append(_quiet(lambda model=model: model.fit(X, y)).coefs_)
     for a, b in zip(*coefs):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_agrees_with_predict_proba_at_the_boundary(data, dtype):
+    # float32 sigmoid rounds to exactly 1/2 for |z| up to about 1e-7: the
+    # decision must be taken as predict_proba computes it.
+    X, y = data
+    model = _quiet(lambda: AnyLossClassifier(max_iter=20).fit(X.astype(dtype), y))
+    w, b = model.coef_.ravel(), model.intercept_[0]
+    near = np.zeros((2001, 3), dtype=dtype)
+    near[:, 0] = (np.linspace(-1e-6, 1e-6, 2001) - b) / w[0]
+    positive = model.predict_proba(near)[:, 1] >= 0.5
+    np.testing.assert_array_equal(model.predict(near), positive.astype(int))
+
+
+def test_max_iter_beyond_what_the_loss_curve_can_hold_is_a_clear_error(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"'max_iter' .* range \[1, 10000000\]"):
+        AnyLossClassifier(max_iter=10**10).fit(X, y)
+
+
+def test_unscaled_features_that_defeat_the_steps_are_warned_about():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)  # features up to ~4,000
+    with pytest.warns(ConvergenceWarning, match="Standardise the features"):
+        AnyLossClassifier().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        AnyLossClassifier().fit(StandardScaler().fit_transform(X), y)

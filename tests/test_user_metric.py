@@ -339,6 +339,29 @@ def test_a_global_that_changed_is_read_again(cancer, monkeypatch):
     assert get_scorer(utility)(model, X, y) == pytest.approx(utility(tn, fp, fn, tp))
 
 
+CALLS = []
+CYCLE = []
+CYCLE.append(CYCLE)
+
+
+def logged(tn, fp, fn, tp):
+    CALLS.append(len(CYCLE))  # a list changed in place: compared by identity
+    return tp / (tp + fp + fn)
+
+
+def test_traces_are_reused_and_bounded(monkeypatch):
+    first = resolve_metric(logged)
+    logged(1.0, 2.0, 3.0, 4.0)
+    assert resolve_metric(logged) is first  # no new trace, no new compilation
+    cheap = resolve_metric(utility)
+    monkeypatch.setitem(globals(), "COST_OF_A_FALSE_ALARM", 7.0)
+    dear = resolve_metric(utility)
+    monkeypatch.setitem(globals(), "COST_OF_A_FALSE_ALARM", 1.0)
+    assert resolve_metric(utility) is cheap  # values that alternate: kept
+    monkeypatch.setitem(globals(), "COST_OF_A_FALSE_ALARM", 7.0)
+    assert resolve_metric(utility) is dear
+
+
 def phi_squared(tn, fp, fn, tp):
     return (tp * tn - fp * fn) ** 2 / ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
 
