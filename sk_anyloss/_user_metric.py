@@ -294,6 +294,22 @@ _MATH_FUNCTIONS = {
     for name in ("sqrt", "exp", "log", "log2", "log10", "log1p", "expm1", "tanh")
     + ("sin", "cos", "atan", "fabs", "pow", "hypot")
 }
+# NumPy's float types as conversions: ``np.float64(tp)`` is ``float(tp)`` (the
+# metric is computed in float64 anyway; ``np.float32`` is taken as float64).
+_FLOAT_TYPES = (np.float64, np.float32, np.float16, np.double)
+_MATH_FUNCTIONS.update(dict.fromkeys(_FLOAT_TYPES, _symbolic_float))
+
+
+class _SymbolicNumpy(types.ModuleType):
+    """``numpy`` as a traced function sees it: NumPy itself, but for its
+    float types, which convert a symbol by keeping it."""
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        return _symbolic_float if any(value is t for t in _FLOAT_TYPES) else value
+
+
+_SYMBOLIC_NUMPY = _SymbolicNumpy("numpy")
 
 
 def _symbolic(function, memo=None):
@@ -394,6 +410,8 @@ def _names(code):
 def _swap(value, memo):
     if value is math:
         return _SYMBOLIC_MATH
+    if value is np:
+        return _SYMBOLIC_NUMPY
     try:
         if value in _MATH_FUNCTIONS:
             return _MATH_FUNCTIONS[value]

@@ -374,11 +374,17 @@ def weighted_jaccard(tn, fp, fn, tp, *, weight=2.0):
     return weight * tp / (tp + fp + fn)
 
 
-@pytest.mark.parametrize("function", [phi_squared, squared_youden, weighted_jaccard])
+def numpy_floats(tn, fp, fn, tp):
+    return np.float64(2 * tp) / np.float64(2 * tp + fp + fn)
+
+
+@pytest.mark.parametrize(
+    "function", [phi_squared, squared_youden, weighted_jaccard, numpy_floats]
+)
 def test_smooth_functions_train(cancer, function):
     # phi^2 and J^2 have zero partials where training starts (the check of
     # differentiability must not take curvature for a kink); a keyword-only
-    # default must survive the tracing.
+    # default must survive the tracing; NumPy's float types convert symbols.
     X, y = cancer
     model = AnyLossClassifier(metric=function, max_iter=20).fit(X, y)
     assert np.all(np.isfinite(model.coef_))
