@@ -463,9 +463,8 @@ class AnyLossMLPClassifier(AnyLossEstimator):
         known = self._known_classes(y, classes) if incremental else None
         classes_, problem = read_target(y, self.metric, self.average, known)
         if (
-            self.warm_start
+            continues
             and not incremental
-            and hasattr(self, "coefs_")
             and not (
                 problem.kind == self._target_kind
                 and np.array_equal(classes_, self.classes_)
@@ -498,14 +497,13 @@ class AnyLossMLPClassifier(AnyLossEstimator):
 
         rng = check_random_state(self.random_state)
         dims = np.array([X.shape[1], *hidden.tolist(), K], dtype=np.int64)
-        reuse = (incremental or self.warm_start) and hasattr(self, "coefs_")
-        widths = [W.shape[0] for W in getattr(self, "coefs_", [])]
-        if reuse and widths + [self.coefs_[-1].shape[1]] != dims.tolist():
-            raise ValueError(
-                "The network of the previous fit has another shape; use "
-                "warm_start=False or the same hidden_layer_sizes and classes."
-            )
-        if reuse:
+        if continues:
+            widths = [W.shape[0] for W in self.coefs_] + [self.coefs_[-1].shape[1]]
+            if widths != dims.tolist():
+                raise ValueError(
+                    "The network of the previous fit has another shape; use "
+                    "warm_start=False or the same hidden_layer_sizes and classes."
+                )
             # Continue from the public weights, as MLPClassifier does.
             self._theta = np.concatenate(
                 [
@@ -515,7 +513,7 @@ class AnyLossMLPClassifier(AnyLossEstimator):
             ).astype(np.float64)
         else:
             self._initialize(dims, rng)
-        if not (incremental and reuse) or self.best_loss_ is None:
+        if not (incremental and continues) or self.best_loss_ is None:
             # Each fit watches its own data: the stopping rule starts afresh
             # (also after an early-stopping fit, for partial_fit).
             self._reset_stopping(self.early_stopping and not incremental)
