@@ -61,20 +61,15 @@ def as_array(X, name):
 def rows_of(X, like, name):
     """``X`` (a Dask or NumPy array, DataFrame or Series) as a Dask array
     blocked along rows as ``like``."""
-    if hasattr(X, "to_dask_array") or isinstance(X, da.Array):
-        X = as_array(X, name)
-    else:
-        X = np.asarray(X)
-        if X.ndim == 0 or X.shape[0] != like.shape[0]:
-            raise ValueError(
-                f"{name} has {X.shape[0] if X.ndim else 'no'} rows; X has "
-                f"{like.shape[0]}: they must match."
-            )
-        X = da.from_array(X, chunks=(like.chunks[0],) + X.shape[1:])
-    if X.shape[0] != like.shape[0]:
+    lazy = hasattr(X, "to_dask_array") or isinstance(X, da.Array)
+    X = as_array(X, name) if lazy else np.asarray(X)
+    if X.ndim == 0 or X.shape[0] != like.shape[0]:
         raise ValueError(
-            f"{name} has {X.shape[0]} rows; X has {like.shape[0]}: they must match."
+            f"{name} has {X.shape[0] if X.ndim else 'no'} rows; X has "
+            f"{like.shape[0]}: they must match."
         )
+    if not lazy:  # in memory: blocked as X is, once its length is known
+        X = da.from_array(X, chunks=(like.chunks[0],) + X.shape[1:])
     return X.rechunk((like.chunks[0],) + tuple((s,) for s in X.shape[1:]))
 
 
